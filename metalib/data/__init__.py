@@ -1,0 +1,81 @@
+"""Datasets and task samplers of the book: plain rows, index arrays and tensors.
+
+- :mod:`metalib.data.sentiment` — Rotten Tomatoes snippets, fresh vs rotten, movie-disjoint splits.
+- :mod:`metalib.data.wordnet` — WordNet 3.0 glosses labelled with 45 supersenses, fixed class splits.
+- :mod:`metalib.data.episodes` — N-way K-shot episodes over any labelled rows.
+- :mod:`metalib.data.sine` — the sinusoid regression tasks of Finn et al. 2017 (imports torch).
+
+``import metalib.data`` imports none of them; each name below loads its module on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from metalib.data.episodes import Episode, EpisodeSampler
+    from metalib.data.sentiment import (
+        SentimentRows,
+        SentimentSplits,
+        corpus_path,
+        leakage_report,
+        rotten_tomatoes,
+    )
+    from metalib.data.sine import SineBatch, SineTasks, sine, sine_evaluation_set
+    from metalib.data.wordnet import (
+        LEXNAMES,
+        SupersenseData,
+        class_splits,
+        find_wordnet_dir,
+        wordnet_supersenses,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "Episode": "episodes",
+    "EpisodeSampler": "episodes",
+    "SentimentRows": "sentiment",
+    "SentimentSplits": "sentiment",
+    "corpus_path": "sentiment",
+    "leakage_report": "sentiment",
+    "rotten_tomatoes": "sentiment",
+    "SineBatch": "sine",
+    "SineTasks": "sine",
+    "sine": "sine",
+    "sine_evaluation_set": "sine",
+    "LEXNAMES": "wordnet",
+    "SupersenseData": "wordnet",
+    "class_splits": "wordnet",
+    "find_wordnet_dir": "wordnet",
+    "wordnet_supersenses": "wordnet",
+}
+
+__all__ = [
+    "LEXNAMES",
+    "Episode",
+    "EpisodeSampler",
+    "SentimentRows",
+    "SentimentSplits",
+    "SineBatch",
+    "SineTasks",
+    "SupersenseData",
+    "class_splits",
+    "corpus_path",
+    "find_wordnet_dir",
+    "leakage_report",
+    "rotten_tomatoes",
+    "sine",
+    "sine_evaluation_set",
+    "wordnet_supersenses",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"metalib.data.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'metalib.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,236 @@
+"""Where and how code runs: device, seeds, mixed precision, run profile, cache directory.
+
+Every chapter starts from these few functions, so that one environment variable changes the
+behaviour of the whole book:
+
+- ``METALIB_DEVICE``: ``cpu``, ``cuda``, ``cuda:1`` or ``mps`` (default: cuda > mps > cpu).
+- ``METALIB_PROFILE``: ``quick`` (CI, about 90 s a chapter), ``full`` (the book's claims, on a CPU
+  laptop) or ``gpu`` (longer schedules on one GPU). Default: ``gpu`` when CUDA is present, else ``full``.
+- ``METALIB_CACHE``: directory for converted weights, pretrained models and features
+  (default: the user cache directory, ``~/.cache/metalib`` on Linux).
+
+Example:
+    >>> from metalib import runtime
+    >>> runtime.seed_everything(0)
+    >>> runtime.get_profile() in runtime.PROFILES
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # keep `import metalib.runtime` free of torch
+    import torch
+
+PROFILES = ("quick", "full", "gpu")
+"""The run profiles, from cheapest to most expensive."""
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """The device to compute on.
+
+    Args:
+        name: an explicit choice (``"cpu"``, ``"cuda:0"``, ``"mps"``). When ``None``, the
+            ``METALIB_DEVICE`` environment variable, else the best available: cuda > mps > cpu.
+
+    Raises:
+        ValueError: the requested device does not exist on this machine.
+    """
+    import torch
+
+    name = name or os.environ.get("METALIB_DEVICE") or None
+    if name is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but CUDA is not available; use 'cpu'")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} was requested but MPS is not available; use 'cpu'")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy and torch (all devices) with ``seed``.
+
+    Library code never draws from these global generators (it takes explicit seeds); this is
+    for notebooks and scripts, so that model initialisation and dropout are reproducible.
+    """
+    import numpy as np
+    import torch
+
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # seeds CUDA and MPS generators too
+
+
+def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The reduced-precision dtype used on ``device``: bf16 on CUDA where supported, else ``None``.
+
+    CPU and MPS run in float32: on CPU bf16 autocast is slower for small models and changes the
+    numbers a reader compares with the book.
+    """
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device | str) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision for the forward pass: ``torch.autocast`` in bf16 on CUDA, a no-op elsewhere.
+
+    Example:
+        >>> import torch
+        >>> with autocast("cpu"):
+        ...     y = torch.ones(2, 2) @ torch.ones(2, 2)
+        >>> y.dtype
+        torch.float32
+    """
+    import torch
+
+    dtype = autocast_dtype(device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def get_profile() -> str:
+    """The run profile: ``METALIB_PROFILE`` if set, else ``"gpu"`` when CUDA is present, else ``"full"``.
+
+    Raises:
+        ValueError: ``METALIB_PROFILE`` is set to something other than quick, full or gpu.
+    """
+    profile = os.environ.get("METALIB_PROFILE", "").strip().lower()
+    if not profile:
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "full"
+    if profile not in PROFILES:
+        raise ValueError(f"METALIB_PROFILE={profile!r} is not one of {', '.join(PROFILES)}")
+    return profile
+
+
+def cache_dir() -> Path:
+    """The directory for artifacts that take time to make (created if missing).
+
+    ``METALIB_CACHE`` if set, else the platform's user cache directory
+    (``~/.cache/metalib`` on Linux).
+    """
+    env = os.environ.get("METALIB_CACHE")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        from platformdirs import user_cache_dir
+
+        path = Path(user_cache_dir("metalib", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_key(**parts: Any) -> str:
+    """A short, stable hash of everything that produced a cache entry.
+
+    Args:
+        **parts: JSON-serialisable values (config dicts, profile, seed, split, recipe version).
+            Key order does not matter.
+
+    Returns:
+        16 hexadecimal characters.
+
+    Example:
+        >>> cache_key(model="tiny-bert", seed=0) == cache_key(seed=0, model="tiny-bert")
+        True
+    """
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str], timeout: float = 1800.0) -> Iterator[None]:
+    """Hold an inter-process lock on ``path`` (the lock file is ``path + '.lock'``).
+
+    Two notebooks that build the same cache entry at once (``nbmake -n 2``) then do the work
+    once: the second waits, then finds the finished entry.
+
+    Raises:
+        TimeoutError: the lock was not acquired within ``timeout`` seconds.
+    """
+    from filelock import FileLock
+    from filelock import Timeout as LockTimeout
+
+    lock_path = Path(str(path) + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(lock_path, timeout=timeout):
+            yield
+    except LockTimeout as err:
+        raise TimeoutError(f"could not lock {lock_path} within {timeout} s; is another run stuck?") from err
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path`` in one step.
+
+    Readers never see a half-written file: either the old content or the new. Works for
+    files and for directories (write into the yielded path as a directory). On error the
+    temporary is removed and ``path`` is untouched.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
+        >>> with atomic_path(target) as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> target.read_text()
+        'done'
+    """
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.rmdir()  # the caller decides whether it becomes a file or a directory
+    try:
+        yield tmp
+        if path.is_dir() and tmp.is_dir():
+            shutil.rmtree(path)  # os.replace cannot replace a non-empty directory
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def describe() -> dict[str, str]:
+    """A one-line summary of the runtime for the top of a notebook: device, profile, versions."""
+    import torch
+
+    device = get_device()
+    info = {
+        "device": str(device),
+        "profile": get_profile(),
+        "torch": torch.__version__,
+        "threads": str(torch.get_num_threads()),
+        "cache": str(cache_dir()),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    dtype = autocast_dtype(device)
+    info["autocast"] = str(dtype).removeprefix("torch.") if dtype else "off (float32)"
+    return info

@@ -1,0 +1,623 @@
+"""The runner every chapter trains with: fit / evaluate / predict on top of accelerate.
+
+One loop serves a laptop CPU, one GPU (bf16 autocast) and ``torchrun`` with several processes.
+It does what a chapter would otherwise copy: AdamW with a warm-up schedule, gradient
+accumulation and clipping, periodic evaluation, early stopping on a validation metric with the
+best weights restored, a tqdm bar, a :class:`History` table that plots in one call, and
+checkpoints (safetensors + JSON, written atomically) from which an interrupted run resumes to
+the same weights and metrics as an uninterrupted one.
+
+Example:
+    >>> import torch
+    >>> from torch.utils.data import TensorDataset
+    >>> x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    >>> model = torch.nn.Linear(4, 2)
+    >>> loader = make_loader(TensorDataset(x, y), batch_size=16, shuffle=True, seed=0)
+    >>> history = Trainer(model, TrainConfig(epochs=2, lr=1e-2, progress=False)).fit(loader, loader)
+    >>> sorted(history.evals.columns)
+    ['epoch', 'step', 'val_accuracy', 'val_loss']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from metalib import runtime
+
+Batch = Any
+"""A batch as a loader yields it: a dict of tensors (Hugging Face style) or ``(*inputs, labels)``."""
+
+
+class StepOutput(NamedTuple):
+    """What a forward function returns for one batch.
+
+    Shapes: ``loss`` scalar; ``logits`` ``(B, C)`` (or ``(B, ...)``); ``labels`` ``(B,)`` or ``None``.
+    """
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    labels: torch.Tensor | None
+
+
+def default_forward(model: torch.nn.Module, batch: Batch) -> StepOutput:
+    """Forward one batch: dict batches go to ``model(**batch)`` (its ``.loss``/``.logits``),
+    tuple batches ``(*inputs, labels)`` to ``model(*inputs)`` with cross-entropy
+    (integer labels) or mean squared error (float labels)."""
+    if isinstance(batch, Mapping):
+        out = model(**batch)
+        return StepOutput(out.loss, out.logits, batch.get("labels"))
+    *inputs, labels = batch
+    logits = model(*inputs)
+    if labels.is_floating_point():
+        return StepOutput(F.mse_loss(logits, labels), logits, labels)
+    return StepOutput(F.cross_entropy(logits, labels), logits, labels)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of rows whose arg-max logit is the label. Shapes: ``(N, C)``, ``(N,)``."""
+    return (logits.argmax(dim=-1) == labels).float().mean().item()
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Every field has a default a chapter can start from.
+
+    Steps are optimizer steps (one per ``grad_accum`` batches).
+    """
+
+    epochs: int = 3
+    """passes over the training loader (ignored when ``max_steps`` is set)"""
+    max_steps: int | None = None
+    """stop after this many optimizer steps (may cut an epoch short)"""
+    lr: float = 5e-5
+    """peak learning rate of AdamW"""
+    weight_decay: float = 0.0
+    """AdamW decoupled weight decay, applied to matrices only (not biases or norm gains)"""
+    warmup_ratio: float = 0.0
+    """fraction of the steps spent warming the learning rate up from 0"""
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    """learning-rate shape after warm-up"""
+    grad_accum: int = 1
+    """batches whose gradients are summed before one optimizer step (larger effective batch)"""
+    max_grad_norm: float | None = 1.0
+    """clip the global gradient norm to this (None: no clipping)"""
+    mixed_precision: bool = True
+    """bf16 autocast where the device supports it (CUDA); CPU always runs float32"""
+    eval_every: int | None = None
+    """evaluate every this many steps; None: at the end of every epoch"""
+    log_every: int = 10
+    """record the (averaged) training loss every this many steps"""
+    monitor: str = "val_loss"
+    """the evaluation metric for early stopping and the best checkpoint"""
+    mode: Literal["min", "max"] = "min"
+    """whether a lower or a higher ``monitor`` is better"""
+    patience: int | None = None
+    """stop after this many evaluations without improvement (None: never stop early)"""
+    restore_best: bool = True
+    """when validating, end with the weights of the best evaluation"""
+    checkpoint_dir: str | Path | None = None
+    """where checkpoints go; None: no checkpoints"""
+    checkpoint_every: int | None = None
+    """steps between checkpoints (None: at every evaluation)"""
+    resume: bool = True
+    """continue from the checkpoint in ``checkpoint_dir`` if one exists"""
+    device: str | None = None
+    """override :func:`metalib.runtime.get_device` (e.g. "cpu")"""
+    progress: bool = True
+    """show a tqdm progress bar"""
+
+    def __post_init__(self) -> None:
+        positive = {"epochs": self.epochs, "grad_accum": self.grad_accum, "log_every": self.log_every}
+        positive |= {
+            k: v
+            for k, v in (
+                ("max_steps", self.max_steps),
+                ("eval_every", self.eval_every),
+                ("checkpoint_every", self.checkpoint_every),
+                ("patience", self.patience),
+            )
+            if v is not None
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {value}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"TrainConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"TrainConfig.mode must be 'min' or 'max', got {self.mode!r}")
+        if self.scheduler not in ("linear", "cosine", "constant"):
+            raise ValueError(
+                f"TrainConfig.scheduler must be linear, cosine or constant, got {self.scheduler!r}"
+            )
+
+
+@dataclass
+class History:
+    """Everything a run recorded: one row per logged training step and one per evaluation.
+
+    Rows are plain dicts (``step``, ``epoch``, then ``loss``/``lr`` or ``val_*`` metrics), so a
+    history survives a JSON round trip inside checkpoints.
+    """
+
+    train_rows: list[dict[str, float]] = field(default_factory=list)
+    eval_rows: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def steps(self):  # -> pandas.DataFrame
+        """Training rows as a DataFrame (``step``, ``epoch``, ``loss``, ``lr``)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.train_rows)
+
+    @property
+    def evals(self):  # -> pandas.DataFrame
+        """Evaluation rows as a DataFrame (``step``, ``epoch``, ``val_loss``, ``val_<metric>`` ...)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.eval_rows)
+
+    def best(self, monitor: str = "val_loss", mode: str = "min") -> dict[str, float]:
+        """The evaluation row with the best ``monitor`` value."""
+        if not self.eval_rows:
+            raise ValueError("no evaluations were recorded; pass a validation loader to fit()")
+        pick = min if mode == "min" else max
+        return pick(self.eval_rows, key=lambda row: row[monitor])
+
+    def plot(self, metrics: Sequence[str] | None = None, axes=None):
+        """Loss curves (train and validation) and each validation metric against steps, one panel each.
+
+        Args:
+            metrics: validation metrics besides the loss to plot (default: all recorded).
+            axes: a sequence of matplotlib axes to draw into (default: a new figure).
+
+        Returns:
+            The matplotlib figure.
+        """
+        import matplotlib.pyplot as plt
+
+        if metrics is None:
+            metrics = sorted({k for row in self.eval_rows for k in row} - {"step", "epoch", "val_loss"})
+        if axes is None:
+            _, axes = plt.subplots(
+                1, 1 + len(metrics), figsize=(4.5 * (1 + len(metrics)), 3.2), squeeze=False
+            )
+            axes = axes[0]
+        ax = axes[0]
+        if self.train_rows:
+            ax.plot([r["step"] for r in self.train_rows], [r["loss"] for r in self.train_rows], label="train")
+        if self.eval_rows:
+            ax.plot(
+                [r["step"] for r in self.eval_rows],
+                [r["val_loss"] for r in self.eval_rows],
+                "o-",
+                label="validation",
+            )
+        ax.set(xlabel="optimizer step", ylabel="loss", title="loss")
+        ax.legend()
+        for ax, name in zip(axes[1:], metrics, strict=True):
+            ax.plot([r["step"] for r in self.eval_rows], [r[name] for r in self.eval_rows], "o-", color="C1")
+            ax.set(xlabel="optimizer step", ylabel=name, title=name)
+        fig = axes[0].figure
+        fig.tight_layout()
+        return fig
+
+
+class ResumableSampler(Sampler[int]):
+    """Shuffles with a permutation that depends only on ``(seed, epoch)``, so a resumed run sees
+    the same order as an uninterrupted one. Call :meth:`set_epoch` before each epoch."""
+
+    def __init__(self, n: int, shuffle: bool = True, seed: int = 0) -> None:
+        self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.n))
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    collate_fn: Callable | None = None,
+    drop_last: bool = False,
+) -> DataLoader:
+    """A DataLoader whose order is reproducible per epoch and which never draws from torch's
+    global random generator (so dropout masks do not depend on how many loaders were made)."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=ResumableSampler(len(dataset), shuffle, seed),
+        collate_fn=collate_fn,
+        drop_last=drop_last,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+class Trainer:
+    """Trains ``model`` with ``config``; see the module docstring.
+
+    Args:
+        model: any ``torch.nn.Module`` (Hugging Face models included).
+        config: :class:`TrainConfig`.
+        forward: ``(model, batch) -> StepOutput``; default :func:`default_forward`.
+        metrics: name → ``fn(logits, labels) -> float`` computed on the whole evaluation set;
+            default ``{"accuracy": accuracy}`` when labels are integers.
+        optimizer: default AdamW on the trainable parameters (no decay on biases and norms).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: TrainConfig | None = None,
+        *,
+        forward: Callable[[torch.nn.Module, Batch], StepOutput] = default_forward,
+        metrics: Mapping[str, Callable[[torch.Tensor, torch.Tensor], float]] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+    ) -> None:
+        from accelerate import Accelerator
+
+        self.config = config or TrainConfig()
+        device = runtime.get_device(self.config.device)
+        dtype = runtime.autocast_dtype(device) if self.config.mixed_precision else None
+        self.accelerator = Accelerator(
+            cpu=device.type == "cpu", mixed_precision="bf16" if dtype == torch.bfloat16 else "no"
+        )
+        self.forward = forward
+        self.metrics = metrics
+        self.optimizer = optimizer or self._default_optimizer(model)
+        self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
+        self.history = History()
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def unwrapped_model(self) -> torch.nn.Module:
+        """The model without accelerate's / DDP's wrappers."""
+        return self.accelerator.unwrap_model(self.model)
+
+    def _default_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters (all requires_grad=False)")
+        groups = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": self.config.weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.config.lr)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train_loader: DataLoader, val_loader: DataLoader | None = None) -> History:
+        """Train; evaluate on ``val_loader`` (every epoch or ``eval_every`` steps); return the history."""
+        from tqdm.auto import tqdm
+        from transformers import get_scheduler
+
+        cfg, acc = self.config, self.accelerator
+        if val_loader is None and (
+            cfg.patience is not None or cfg.monitor.startswith("val_") and cfg.eval_every
+        ):
+            warnings.warn("no validation loader: early stopping and evaluation are off", stacklevel=2)
+        if len(train_loader) == 0:
+            raise ValueError(
+                "the training loader yields no batches (empty dataset, or drop_last with too few rows)"
+            )
+        train_loader = acc.prepare(train_loader)
+        val_loader = acc.prepare(val_loader) if val_loader is not None else None
+        steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
+        total = cfg.max_steps or steps_per_epoch * cfg.epochs
+        self.scheduler = get_scheduler(
+            "constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler,
+            self.optimizer,
+            num_warmup_steps=int(cfg.warmup_ratio * total),
+            num_training_steps=total,
+        )
+
+        state = _LoopState()
+        if cfg.checkpoint_dir is not None and cfg.resume and _checkpoint_path(cfg).exists():
+            state = self._load_checkpoint()
+        bar = tqdm(
+            total=total,
+            initial=state.step,
+            desc="train",
+            disable=not (cfg.progress and acc.is_main_process),
+            dynamic_ncols=True,
+        )
+        losses: list[float] = []
+        while state.step < total and not state.stopped:
+            skip = state.batch_in_epoch
+            batches = acc.skip_first_batches(train_loader, skip) if skip else train_loader
+            batches.set_epoch(
+                state.epoch
+            )  # reaches ResumableSampler: the order depends on (seed, epoch) only
+            iterator = iter(batches)
+            if state.rng is not None:  # resumed: continue the random stream exactly where it was saved
+                _set_rng_state(state.rng)
+                state.rng = None
+            n_batches = len(train_loader)
+            self.model.train()
+            for i, batch in enumerate(iterator, start=skip):
+                group_end = min((i // cfg.grad_accum + 1) * cfg.grad_accum, n_batches)
+                group_size = group_end - (i // cfg.grad_accum) * cfg.grad_accum
+                stepping = i + 1 == group_end
+                with acc.autocast():
+                    out = self.forward(self.model, batch)
+                if stepping:
+                    acc.backward(out.loss / group_size)
+                else:
+                    with acc.no_sync(self.model):
+                        acc.backward(out.loss / group_size)
+                losses.append(out.loss.detach().float().item())
+                if not stepping:
+                    continue
+                if cfg.max_grad_norm is not None:
+                    acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                state.step += 1
+                state.batch_in_epoch = i + 1
+                bar.update(1)
+                if state.step % cfg.log_every == 0 or state.step == total:
+                    mean_loss = float(np.mean(losses))
+                    self.history.train_rows.append(
+                        {
+                            "step": state.step,
+                            "epoch": state.epoch + (i + 1) / n_batches,
+                            "loss": mean_loss,
+                            "lr": self.scheduler.get_last_lr()[0],
+                        }
+                    )
+                    bar.set_postfix(loss=f"{mean_loss:.4f}")
+                    losses = []
+                end_of_epoch = i + 1 == n_batches
+                evaluating = val_loader is not None and (
+                    (cfg.eval_every and state.step % cfg.eval_every == 0)
+                    or (not cfg.eval_every and end_of_epoch)
+                    or state.step == total
+                )
+                if evaluating:
+                    self._evaluate_and_track(val_loader, state, epoch=state.epoch + (i + 1) / n_batches)
+                if end_of_epoch:
+                    state.epoch += 1
+                    state.batch_in_epoch = 0
+                checkpointing = cfg.checkpoint_dir is not None and (
+                    (cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0)
+                    or (not cfg.checkpoint_every and evaluating)
+                    or state.step == total
+                    or state.stopped
+                )
+                if checkpointing:
+                    self._save_checkpoint(state)
+                if state.step >= total or state.stopped:
+                    break
+        bar.close()
+        if state.best_weights is not None and cfg.restore_best:
+            self.unwrapped_model.load_state_dict(state.best_weights)
+        return self.history
+
+    def _evaluate_and_track(self, loader: DataLoader, state: _LoopState, epoch: float) -> None:
+        cfg = self.config
+        scores = {f"val_{k}": v for k, v in self.evaluate(loader).items()}
+        self.history.eval_rows.append({"step": state.step, "epoch": epoch, **scores})
+        if cfg.monitor not in scores:
+            raise KeyError(
+                f"TrainConfig.monitor={cfg.monitor!r} is not among the evaluation metrics {sorted(scores)}"
+            )
+        score = scores[cfg.monitor]
+        improved = state.best_score is None or (
+            score < state.best_score if cfg.mode == "min" else score > state.best_score
+        )
+        if improved:
+            state.best_score, state.bad_evals = score, 0
+            state.best_weights = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.unwrapped_model.state_dict().items()
+            }
+        else:
+            state.bad_evals += 1
+            state.stopped = cfg.patience is not None and state.bad_evals >= cfg.patience
+        self.model.train()
+
+    # ------------------------------------------------------------ evaluate
+    @torch.no_grad()
+    def evaluate(self, loader: DataLoader) -> dict[str, float]:
+        """Mean loss and the metrics over the whole loader (all processes), in eval mode."""
+        logits, labels, loss = self._run_eval(loader)
+        scores = {"loss": loss}
+        metrics = self.metrics
+        if metrics is None:
+            metrics = {"accuracy": accuracy} if labels is not None and not labels.is_floating_point() else {}
+        for name, fn in metrics.items():
+            scores[name] = float(fn(logits, labels))
+        return scores
+
+    @torch.no_grad()
+    def predict(self, loader: DataLoader) -> torch.Tensor:
+        """Concatenated logits for every example of ``loader``, in order, on the CPU."""
+        return self._run_eval(loader)[0]
+
+    def _run_eval(self, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+        acc = self.accelerator
+        loader = acc.prepare(loader)
+        self.model.eval()
+        all_logits, all_labels = [], []
+        loss_sum = torch.zeros((), device=acc.device)
+        count = torch.zeros((), device=acc.device)
+        for batch in loader:
+            with acc.autocast():
+                out = self.forward(self.model, batch)
+            n = out.logits.shape[0]
+            loss_sum += out.loss.detach().float() * n
+            count += n
+            all_logits.append(acc.gather_for_metrics(out.logits.detach().float()).cpu())
+            if out.labels is not None:
+                all_labels.append(acc.gather_for_metrics(out.labels).cpu())
+        loss_sum, count = acc.reduce(loss_sum, "sum"), acc.reduce(count, "sum")
+        labels = torch.cat(all_labels) if all_labels else None
+        return torch.cat(all_logits), labels, (loss_sum / count).item()
+
+    # ---------------------------------------------------------- checkpoint
+    def _save_checkpoint(self, state: _LoopState) -> None:
+        from safetensors.torch import save_file, save_model
+
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            path = _checkpoint_path(self.config)
+            with runtime.file_lock(path), runtime.atomic_path(path) as tmp:
+                tmp.mkdir()
+                save_model(self.unwrapped_model, str(tmp / "model.safetensors"))
+                opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
+                save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+                torch_rng = {"cpu": torch.get_rng_state()}
+                if torch.cuda.is_available():
+                    torch_rng |= {f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+                save_file(torch_rng, str(tmp / "rng.safetensors"))
+                if state.best_weights is not None:  # independent CPU copies: no shared storage
+                    save_file(state.best_weights, str(tmp / "best.safetensors"))
+                meta = {
+                    "loop": state.to_json(),
+                    "optimizer": opt_meta,
+                    "scheduler": self.scheduler.state_dict(),
+                    "python_rng": random.getstate(),
+                    "numpy_rng": _numpy_rng_to_json(),
+                    "history": asdict(self.history),
+                    "config": _jsonable(asdict(self.config)),
+                }
+                (tmp / "trainer_state.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+        acc.wait_for_everyone()
+
+    def _load_checkpoint(self) -> _LoopState:
+        from safetensors.torch import load_file, load_model
+
+        path = _checkpoint_path(self.config)
+        with runtime.file_lock(path):
+            meta = json.loads((path / "trainer_state.json").read_text())
+            load_model(self.unwrapped_model, str(path / "model.safetensors"), device=str(self.device))
+            opt_tensors = load_file(str(path / "optimizer.safetensors"), device=str(self.device))
+            self.optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, meta["optimizer"]))
+            self.scheduler.load_state_dict(meta["scheduler"])
+            torch_rng = load_file(str(path / "rng.safetensors"))
+            best = load_file(str(path / "best.safetensors")) if (path / "best.safetensors").exists() else None
+        self.history = History(**meta["history"])
+        state = _LoopState.from_json(meta["loop"])
+        state.best_weights = best
+        state.rng = {"torch": torch_rng, "python": meta["python_rng"], "numpy": meta["numpy_rng"]}
+        return state
+
+
+@dataclass
+class _LoopState:
+    """Where the loop is; enough to continue it exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_score: float | None = None
+    bad_evals: int = 0
+    stopped: bool = False
+    best_weights: dict[str, torch.Tensor] | None = None
+    rng: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k)
+            for k in ("step", "epoch", "batch_in_epoch", "best_score", "bad_evals", "stopped")
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _LoopState:
+        return cls(**data)
+
+
+def _checkpoint_path(config: TrainConfig) -> Path:
+    return Path(config.checkpoint_dir) / "last"
+
+
+def _flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON-able metadata."""
+    tensors, scalars = {}, {}
+    for param_id, param_state in state_dict["state"].items():
+        for name, value in param_state.items():
+            key = f"{param_id}.{name}"
+            if torch.is_tensor(value):
+                tensors[key] = value.contiguous()
+            else:
+                scalars[key] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in [*tensors.items(), *meta["scalars"].items()]:
+        param_id, name = key.split(".", 1)
+        state.setdefault(int(param_id), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _numpy_rng_to_json() -> list[Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return [kind, keys.tolist(), pos, has_gauss, cached]
+
+
+def _set_rng_state(rng: dict[str, Any]) -> None:
+    torch.set_rng_state(rng["torch"]["cpu"])
+    if torch.cuda.is_available():
+        cuda = [rng["torch"][k] for k in sorted(rng["torch"]) if k.startswith("cuda")]
+        if cuda:
+            torch.cuda.set_rng_state_all(cuda)
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = rng["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if torch.is_tensor(value):
+        return value.tolist()
+    if isinstance(value, set | tuple):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint's JSON")
+
+
+__all__ = [
+    "Batch",
+    "History",
+    "ResumableSampler",
+    "StepOutput",
+    "TrainConfig",
+    "Trainer",
+    "accuracy",
+    "default_forward",
+    "make_loader",
+]

@@ -1,0 +1,244 @@
+"""The runner: resume equals no interruption, early stopping, accumulation, the history table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from metalib.train import History, StepOutput, TrainConfig, Trainer, accuracy, default_forward, make_loader
+
+HERE = Path(__file__).parent
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _data(n: int = 96, seed: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    return TensorDataset(x, y)
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(16, 2)
+    )
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def _crashing_forward(after_batches: int):
+    seen = {"n": 0}
+
+    def forward(model, batch):
+        seen["n"] += 1
+        if seen["n"] > after_batches:
+            raise _Crash("simulated interruption")
+        return default_forward(model, batch)
+
+    return forward
+
+
+def _run(config: TrainConfig, forward=default_forward) -> tuple[torch.nn.Module, History]:
+    torch.manual_seed(123)  # dropout stream
+    trainer = Trainer(_model(), config, forward=forward)
+    train = make_loader(_data(), batch_size=8, shuffle=True, seed=7)
+    val = make_loader(_data(40, seed=1), batch_size=16)
+    history = trainer.fit(train, val)
+    return trainer.unwrapped_model, history
+
+
+@pytest.mark.parametrize("interrupt_after_batches", [9, 26])  # mid-epoch and in the second epoch
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, interrupt_after_batches):
+    common = dict(
+        epochs=3,
+        lr=3e-2,
+        grad_accum=2,
+        warmup_ratio=0.2,
+        eval_every=4,
+        log_every=1,
+        checkpoint_every=2,
+        progress=False,
+        device="cpu",
+        patience=100,
+    )
+    reference, ref_history = _run(TrainConfig(**common, checkpoint_dir=tmp_path / "ref"))
+
+    config = TrainConfig(**common, checkpoint_dir=tmp_path / "resumed")
+    with pytest.raises(_Crash):
+        _run(config, forward=_crashing_forward(interrupt_after_batches))
+    saved = json.loads((tmp_path / "resumed" / "last" / "trainer_state.json").read_text())
+    assert 0 < saved["loop"]["step"] < 18  # really interrupted part-way, with steps left to redo
+
+    torch.manual_seed(999)  # a different global RNG at restart must not matter: the checkpoint restores it
+    resumed, history = _run(config)
+
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert history.train_rows == ref_history.train_rows
+    assert history.eval_rows == ref_history.eval_rows
+    assert history.train_rows[-1]["step"] == 18
+
+
+def test_uninterrupted_run_without_checkpoint_matches_checkpointed_run(tmp_path):
+    common = dict(epochs=2, lr=3e-2, progress=False, device="cpu")
+    plain, _ = _run(TrainConfig(**common))
+    checkpointed, _ = _run(TrainConfig(**common, checkpoint_dir=tmp_path))
+    for a, b in zip(plain.parameters(), checkpointed.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_training_learns_and_history_plots():
+    model, history = _run(TrainConfig(epochs=6, lr=3e-2, progress=False, device="cpu"))
+    evals = history.evals
+    assert list(evals.columns) == ["step", "epoch", "val_loss", "val_accuracy"]
+    assert evals["val_loss"].iloc[-1] < evals["val_loss"].iloc[0]
+    assert evals["val_accuracy"].iloc[-1] >= 0.8
+    assert len(history.steps) == 6 * 12 // 10 + 1  # every 10 steps plus the last
+    fig = history.plot()
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "val_accuracy"]
+    assert history.best()["val_loss"] == evals["val_loss"].min()
+
+
+def test_early_stopping_restores_best_weights():
+    config = TrainConfig(
+        epochs=50,
+        lr=0.5,
+        eval_every=1,
+        patience=3,
+        monitor="val_accuracy",
+        mode="max",
+        progress=False,
+        device="cpu",
+    )
+    trainer = Trainer(_model(), config)
+    val = make_loader(_data(40, seed=1), batch_size=40)
+    history = trainer.fit(make_loader(_data(), batch_size=8, shuffle=True), val)
+    assert history.eval_rows[-1]["step"] < 50 * 12  # stopped early
+    best = history.best("val_accuracy", "max")["val_accuracy"]
+    assert trainer.evaluate(val)["accuracy"] == pytest.approx(best)
+    # the last three evaluations were no better than the best
+    assert all(row["val_accuracy"] <= best for row in history.eval_rows[-3:])
+
+
+def test_grad_accumulation_equals_large_batch():
+    """Two batches of 8 accumulated make the same step as one batch of 16 (no dropout, mean loss)."""
+
+    def linear():
+        torch.manual_seed(0)
+        return torch.nn.Linear(6, 2)
+
+    results = []
+    for batch_size, accum in [(16, 1), (8, 2)]:
+        trainer = Trainer(
+            linear(),
+            TrainConfig(
+                max_steps=3, lr=1e-2, grad_accum=accum, max_grad_norm=None, progress=False, device="cpu"
+            ),
+        )
+        trainer.fit(make_loader(_data(48), batch_size=batch_size))
+        results.append(trainer.unwrapped_model.weight.detach().clone())
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_api_on_every_device(device):
+    trainer = Trainer(_model(), TrainConfig(epochs=1, lr=1e-2, progress=False, device=device))
+    assert trainer.device.type == device
+    history = trainer.fit(make_loader(_data(), batch_size=16), make_loader(_data(32), batch_size=16))
+    scores = trainer.evaluate(make_loader(_data(32), batch_size=16))
+    assert set(scores) == {"loss", "accuracy"}
+    logits = trainer.predict(make_loader(_data(32), batch_size=16))
+    assert logits.shape == (32, 2) and logits.device.type == "cpu"
+    assert history.eval_rows[-1]["val_accuracy"] == pytest.approx(scores["accuracy"])
+
+
+def test_regression_batches_use_mse_and_custom_metrics():
+    x = torch.linspace(-1, 1, 64).unsqueeze(1)
+    data = TensorDataset(x, 3 * x)
+    trainer = Trainer(
+        torch.nn.Linear(1, 1),
+        TrainConfig(epochs=20, lr=0.1, progress=False, device="cpu"),
+        metrics={"max_error": lambda pred, y: (pred - y).abs().max().item()},
+    )
+    history = trainer.fit(make_loader(data, 16, shuffle=True), make_loader(data, 64))
+    assert set(history.eval_rows[-1]) == {"step", "epoch", "val_loss", "val_max_error"}
+    assert history.eval_rows[-1]["val_loss"] < 0.01
+
+
+def test_dict_batches_and_custom_forward():
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(6, 2)
+
+        def forward(self, features, labels=None):
+            logits = self.linear(features)
+            loss = torch.nn.functional.cross_entropy(logits, labels)
+            return type("Out", (), {"loss": loss, "logits": logits})()
+
+    data = _data()
+    rows = [{"features": x, "labels": y} for x, y in data]
+    loader = make_loader(rows, batch_size=16)
+    trainer = Trainer(Model(), TrainConfig(epochs=1, lr=1e-2, progress=False, device="cpu"))
+    assert set(trainer.fit(loader, loader).eval_rows[-1]) == {"step", "epoch", "val_loss", "val_accuracy"}
+
+    def forward(model, batch):
+        out = model(**batch)
+        return StepOutput(out.loss * 0, out.logits, batch["labels"])
+
+    zero = Trainer(Model(), TrainConfig(epochs=1, progress=False, device="cpu"), forward=forward)
+    assert zero.evaluate(loader)["loss"] == 0.0
+
+
+def test_accuracy_and_config_validation():
+    assert accuracy(torch.tensor([[0.1, 0.9], [2.0, 1.0]]), torch.tensor([1, 1])) == 0.5
+    with pytest.raises(ValueError, match="grad_accum"):
+        TrainConfig(grad_accum=0)
+    with pytest.raises(ValueError, match="warmup_ratio"):
+        TrainConfig(warmup_ratio=1.0)
+    with pytest.raises(ValueError, match="mode"):
+        TrainConfig(mode="up")
+    with pytest.raises(ValueError, match="scheduler"):
+        TrainConfig(scheduler="step")
+    frozen = torch.nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        Trainer(frozen, TrainConfig(progress=False, device="cpu"))
+    with pytest.raises(ValueError, match="no batches"):
+        Trainer(_model(), TrainConfig(progress=False, device="cpu")).fit(make_loader([], 4))
+    with pytest.raises(KeyError, match="monitor"):
+        Trainer(_model(), TrainConfig(epochs=1, monitor="val_f1", progress=False, device="cpu")).fit(
+            make_loader(_data(), 16), make_loader(_data(), 16)
+        )
+
+
+def test_two_processes_under_torchrun_agree(tmp_path):
+    """The same script under `torchrun --nproc_per_node 2` (CPU, gloo): both ranks end identical."""
+    env = {**os.environ, "METALIB_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(HERE / "distributed_fit.py"),
+        str(tmp_path),
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world_size"] == ranks[1]["world_size"] == 2
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # DDP kept the replicas identical
+    assert ranks[0]["eval_rows"] == ranks[1]["eval_rows"]  # metrics gathered over both shards
+    assert ranks[0]["eval_rows"][-1]["val_accuracy"] >= 0.8
+    assert ranks[0]["n_eval"] == 40  # gather_for_metrics saw every validation example once
