@@ -92,11 +92,11 @@ class TrainConfig:
     grad_accum: int = 1
     """batches whose gradients are summed before one optimizer step (larger effective batch)"""
     max_grad_norm: float | None = 1.0
-    """clip the global gradient norm to this (None: no clipping)"""
+    """clip the global gradient norm to this (or None for no clipping)"""
     mixed_precision: bool = True
     """bf16 autocast where the device supports it (CUDA); CPU always runs float32"""
     eval_every: int | None = None
-    """evaluate every this many steps; None: at the end of every epoch"""
+    """evaluate every this many steps (or None for the end of every epoch)"""
     log_every: int = 10
     """record the (averaged) training loss every this many steps"""
     monitor: str = "val_loss"
@@ -104,13 +104,13 @@ class TrainConfig:
     mode: Literal["min", "max"] = "min"
     """whether a lower or a higher ``monitor`` is better"""
     patience: int | None = None
-    """stop after this many evaluations without improvement (None: never stop early)"""
+    """stop after this many evaluations without improvement (or None to never stop early)"""
     restore_best: bool = True
     """when validating, end with the weights of the best evaluation"""
     checkpoint_dir: str | Path | None = None
-    """where checkpoints go; None: no checkpoints"""
+    """where checkpoints go (or None for no checkpoints)"""
     checkpoint_every: int | None = None
-    """steps between checkpoints (None: at every evaluation)"""
+    """steps between checkpoints (or None for every evaluation)"""
     resume: bool = True
     """continue from the checkpoint in ``checkpoint_dir`` if one exists"""
     device: str | None = None
@@ -222,6 +222,7 @@ class ResumableSampler(Sampler[int]):
         self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose permutation the next iteration yields."""
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:

@@ -217,9 +217,10 @@ def leakage_report(splits: SentimentSplits) -> dict[str, dict[str, int] | float]
     """Count what the splits share.
 
     Returns:
-        ``{"shared_texts": {"train/val": n, "train/test": n, "val/test": n},
-        "shared_movies": {...same keys...}, "test_movies_in_train": fraction}``; texts are compared
-        after lower-casing and collapsing whitespace; the fraction is of the distinct test movies.
+        A dict with ``shared_texts`` and ``shared_movies`` (each a dict of counts keyed
+        ``"train/val"``, ``"train/test"``, ``"val/test"``) and ``test_movies_in_train`` (the fraction
+        of distinct test movies also in train). Texts are compared after lower-casing and
+        collapsing whitespace.
     """
     texts = {name: {_normalise(t) for t in rows.texts} for name, rows in splits.items()}
     movies = {name: set(rows.movies) for name, rows in splits.items()}

@@ -1,0 +1,40 @@
+# Two commands for a fresh machine:  make book  and  make test  (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BOOK_FLAGS := -W -n --keep-going
+NB_TIMEOUT ?= 600
+PYTEST_WORKERS ?= 2
+export PYTHONWARNINGS ?= ignore::DeprecationWarning:gym
+
+.PHONY: setup book test lint unit notebooks book-check bench clean
+
+setup:  ## create/update .venv with the pinned stack and the data packages (quick when nothing changed)
+	python3 tools/setup_env.py --venv $(VENV)
+
+book: setup  ## execute the notebooks (profile: METALIB_PROFILE, default full on CPU) and build the HTML book
+	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
+	@echo "Open file://$(CURDIR)/_build/html/index.html"
+
+test: setup lint unit notebooks book-check  ## everything CI runs
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check metalib tests tools benchmarks
+
+unit:  ## unit tests of metalib, with coverage
+	$(PY) -m pytest tests --cov=metalib --cov-report=term --cov-fail-under=85 -p no:cacheprovider
+
+notebooks:  ## every notebook, quick profile, in parallel
+	METALIB_PROFILE=quick $(PY) -m pytest --nbmake notebooks --nbmake-timeout=$(NB_TIMEOUT) \
+		-n $(PYTEST_WORKERS) -p no:cacheprovider
+
+book-check:  ## strict book build in the quick profile, into its own folder (never mixed with `make book`)
+	METALIB_PROFILE=quick $(VENV)/bin/jupyter-book build . --path-output _build/quick $(BOOK_FLAGS)
+
+bench: setup
+	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f; done
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache .coverage

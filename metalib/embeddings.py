@@ -1,0 +1,75 @@
+"""Sentence embeddings from an encoder: mean pooling over real tokens, then L2 normalisation.
+
+This is how all-MiniLM-L6-v2 was trained to be used (Reimers & Gurevych 2019), so cosine
+similarity between two embeddings is a dot product. Chapters use it for frozen features
+(linear probes, prototypes) and for embedding zero-shot classification.
+
+Example:
+    >>> from metalib import zoo, embeddings                                    # doctest: +SKIP
+    >>> model, tokenizer = zoo.load_encoder("minilm-l6")                       # doctest: +SKIP
+    >>> embeddings.embed_texts(model, tokenizer, ["a fine film"]).shape        # doctest: +SKIP
+    torch.Size([1, 384])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from metalib import runtime
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average the hidden states of real (unpadded) tokens.
+
+    Shapes: ``hidden`` (B, T, H), ``attention_mask`` (B, T) of 0/1 → (B, H).
+    """
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)  # (B, H)
+
+
+@torch.no_grad()
+def embed_texts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    max_length: int = 128,
+    normalize: bool = True,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Embed ``texts`` with ``model`` in eval mode; returns a float32 CPU tensor of shape (N, H).
+
+    Args:
+        batch_size: texts per forward pass.
+        max_length: tokens kept per text (longer texts are truncated).
+        normalize: L2-normalise each row (cosine similarity = dot product).
+        progress: show a tqdm bar over batches.
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not one string")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for start in tqdm(range(0, len(texts), batch_size), desc="embed", disable=not progress):
+        batch = tokenizer(
+            list(texts[start : start + batch_size]),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        ).to(device)
+        with runtime.autocast(device):
+            hidden = model(**batch).last_hidden_state  # (B, T, H)
+        pooled = mean_pool(hidden.float(), batch["attention_mask"])  # (B, H)
+        chunks.append((F.normalize(pooled, dim=-1) if normalize else pooled).cpu())
+    model.train(was_training)
+    hidden_size = model.config.hidden_size
+    return torch.cat(chunks) if chunks else torch.empty(0, hidden_size)

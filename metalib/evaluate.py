@@ -1,0 +1,70 @@
+"""Metrics with uncertainty: every accuracy the book prints comes with its sample size and a 95% CI.
+
+Example:
+    >>> low, high = wilson_interval(correct=80, n=100)
+    >>> round(low, 3), round(high, 3)
+    (0.711, 0.867)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats
+
+
+def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``correct / n``; better than the normal
+    approximation near 0 and 1 and for small ``n``.
+
+    Raises:
+        ValueError: ``n`` < 1 or ``correct`` outside [0, n].
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 0 <= correct <= n:
+        raise ValueError(f"correct must be in [0, n={n}], got {correct}")
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its 95% confidence interval and the number of observations behind it."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}] (n={self.n})"
+
+
+def accuracy_estimate(correct: Sequence[bool] | Sequence[int]) -> Estimate:
+    """Accuracy of a vector of 0/1 outcomes with a Wilson 95% interval."""
+    n = len(correct)
+    hits = int(sum(bool(c) for c in correct))
+    low, high = wilson_interval(hits, n)
+    return Estimate(hits / n, low, high, n)
+
+
+def mean_estimate(values: Sequence[float], confidence: float = 0.95) -> Estimate:
+    """Mean of independent runs (seeds, episodes) with a Student-t interval.
+
+    With one value the interval is that value (no spread can be estimated).
+    """
+    n = len(values)
+    if n < 1:
+        raise ValueError("need at least one value")
+    mean = float(sum(values) / n)
+    if n == 1:
+        return Estimate(mean, mean, mean, 1)
+    sem = float(stats.sem(values))
+    half = sem * float(stats.t.ppf(0.5 + confidence / 2, df=n - 1))
+    return Estimate(mean, mean - half, mean + half, n)

