@@ -20,8 +20,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +34,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from accelerate.utils import send_to_device
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from metalib import runtime
@@ -266,6 +269,11 @@ class Trainer:
         metrics: name → ``fn(logits, labels) -> float`` computed on the whole evaluation set;
             default ``{"accuracy": accuracy}`` when labels are integers.
         optimizer: default AdamW on the trainable parameters (no decay on biases and norms).
+
+    Attributes:
+        device: where the model and batches live (``config.device`` or the best available; under
+            ``torchrun``, the device of this process).
+        history: the :class:`History` of the last :meth:`fit`.
     """
 
     def __init__(
@@ -280,20 +288,25 @@ class Trainer:
         from accelerate import Accelerator
 
         self.config = config or TrainConfig()
+        # accelerate keeps one device and precision per process; several trainers in one notebook
+        # may want different ones (a CUDA teacher, a CPU latency test). So accelerate handles the
+        # processes (DDP, sharded loaders, gathering) and the trainer handles device and autocast.
         device = runtime.get_device(self.config.device)
-        dtype = runtime.autocast_dtype(device) if self.config.mixed_precision else None
-        self.accelerator = Accelerator(
-            cpu=device.type == "cpu", mixed_precision="bf16" if dtype == torch.bfloat16 else "no"
-        )
+        launched = int(os.environ.get("WORLD_SIZE", "1")) > 1  # torchrun / accelerate launch
+        # cpu=True only matters (and is only consistent) under a multi-process launch without GPUs.
+        self.accelerator = Accelerator(cpu=launched and device.type == "cpu", device_placement=False)
+        # under a launch each process gets its own device from accelerate (cuda:LOCAL_RANK or cpu)
+        self.device = self.accelerator.device if self.accelerator.num_processes > 1 else device
         self.forward = forward
         self.metrics = metrics
         self.optimizer = optimizer or self._default_optimizer(model)
+        model.to(self.device)
         self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
         self.history = History()
 
-    @property
-    def device(self) -> torch.device:
-        return self.accelerator.device
+    def _autocast(self):
+        """bf16 autocast on CUDA when ``config.mixed_precision`` (see :func:`metalib.runtime.autocast`)."""
+        return runtime.autocast(self.device) if self.config.mixed_precision else contextlib.nullcontext()
 
     @property
     def unwrapped_model(self) -> torch.nn.Module:
@@ -360,10 +373,11 @@ class Trainer:
             n_batches = len(train_loader)
             self.model.train()
             for i, batch in enumerate(iterator, start=skip):
+                batch = send_to_device(batch, self.device)
                 group_end = min((i // cfg.grad_accum + 1) * cfg.grad_accum, n_batches)
                 group_size = group_end - (i // cfg.grad_accum) * cfg.grad_accum
                 stepping = i + 1 == group_end
-                with acc.autocast():
+                with self._autocast():
                     out = self.forward(self.model, batch)
                 if stepping:
                     acc.backward(out.loss / group_size)
@@ -464,11 +478,11 @@ class Trainer:
         loader = acc.prepare(loader)
         self.model.eval()
         all_logits, all_labels = [], []
-        loss_sum = torch.zeros((), device=acc.device)
-        count = torch.zeros((), device=acc.device)
+        loss_sum = torch.zeros((), device=self.device)
+        count = torch.zeros((), device=self.device)
         for batch in loader:
-            with acc.autocast():
-                out = self.forward(self.model, batch)
+            with self._autocast():
+                out = self.forward(self.model, send_to_device(batch, self.device))
             n = out.logits.shape[0]
             loss_sum += out.loss.detach().float() * n
             count += n
