@@ -26,7 +26,8 @@ lint:
 unit:  ## unit tests of metalib, with coverage
 	$(PY) -m pytest tests --cov=metalib --cov-report=term --cov-fail-under=85 -p no:cacheprovider
 
-notebooks:  ## every notebook, quick profile, in parallel
+notebooks:  ## every notebook, quick profile, in parallel (pytest's exit 5, "no tests", cannot happen: checked first)
+	@ls notebooks/*.ipynb >/dev/null 2>&1 || { echo "no notebooks found under notebooks/"; exit 1; }
 	METALIB_PROFILE=quick $(PY) -m pytest --nbmake notebooks --nbmake-timeout=$(NB_TIMEOUT) \
 		-n $(PYTEST_WORKERS) -p no:cacheprovider
 

@@ -21,23 +21,21 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
-import random
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate.utils import send_to_device
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from metalib import runtime
+from metalib.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 
 Batch = Any
 """A batch as a loader yields it: a dict of tensors (Hugging Face style) or ``(*inputs, labels)``."""
@@ -330,9 +328,7 @@ class Trainer:
         from transformers import get_scheduler
 
         cfg, acc = self.config, self.accelerator
-        if val_loader is None and (
-            cfg.patience is not None or cfg.monitor.startswith("val_") and cfg.eval_every
-        ):
+        if val_loader is None and (cfg.patience is not None or cfg.eval_every is not None):
             warnings.warn("no validation loader: early stopping and evaluation are off", stacklevel=2)
         if len(train_loader) == 0:
             raise ValueError(
@@ -359,16 +355,14 @@ class Trainer:
             disable=not (cfg.progress and acc.is_main_process),
             dynamic_ncols=True,
         )
-        losses: list[float] = []
         while state.step < total and not state.stopped:
             skip = state.batch_in_epoch
             batches = acc.skip_first_batches(train_loader, skip) if skip else train_loader
-            batches.set_epoch(
-                state.epoch
-            )  # reaches ResumableSampler: the order depends on (seed, epoch) only
+            # reaches ResumableSampler: the order depends on (seed, epoch) only
+            batches.set_epoch(state.epoch)
             iterator = iter(batches)
-            if state.rng is not None:  # resumed: continue the random stream exactly where it was saved
-                _set_rng_state(state.rng)
+            if state.rng is not None:  # resumed: continue the random streams exactly where they were saved
+                set_rng_state(state.rng)
                 state.rng = None
             n_batches = len(train_loader)
             self.model.train()
@@ -384,7 +378,8 @@ class Trainer:
                 else:
                     with acc.no_sync(self.model):
                         acc.backward(out.loss / group_size)
-                losses.append(out.loss.detach().float().item())
+                state.loss_sum += out.loss.detach().float().item()
+                state.loss_batches += 1
                 if not stepping:
                     continue
                 if cfg.max_grad_norm is not None:
@@ -396,7 +391,8 @@ class Trainer:
                 state.batch_in_epoch = i + 1
                 bar.update(1)
                 if state.step % cfg.log_every == 0 or state.step == total:
-                    mean_loss = float(np.mean(losses))
+                    mean_loss = state.loss_sum / state.loss_batches
+                    state.loss_sum, state.loss_batches = 0.0, 0
                     self.history.train_rows.append(
                         {
                             "step": state.step,
@@ -406,7 +402,6 @@ class Trainer:
                         }
                     )
                     bar.set_postfix(loss=f"{mean_loss:.4f}")
-                    losses = []
                 end_of_epoch = i + 1 == n_batches
                 evaluating = val_loader is not None and (
                     (cfg.eval_every and state.step % cfg.eval_every == 0)
@@ -495,51 +490,31 @@ class Trainer:
 
     # ---------------------------------------------------------- checkpoint
     def _save_checkpoint(self, state: _LoopState) -> None:
-        from safetensors.torch import save_file, save_model
-
         acc = self.accelerator
         acc.wait_for_everyone()
         if acc.is_main_process:
-            path = _checkpoint_path(self.config)
-            with runtime.file_lock(path), runtime.atomic_path(path) as tmp:
-                tmp.mkdir()
-                save_model(self.unwrapped_model, str(tmp / "model.safetensors"))
-                opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
-                save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-                torch_rng = {"cpu": torch.get_rng_state()}
-                if torch.cuda.is_available():
-                    torch_rng |= {f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
-                save_file(torch_rng, str(tmp / "rng.safetensors"))
-                if state.best_weights is not None:  # independent CPU copies: no shared storage
-                    save_file(state.best_weights, str(tmp / "best.safetensors"))
-                meta = {
-                    "loop": state.to_json(),
-                    "optimizer": opt_meta,
-                    "scheduler": self.scheduler.state_dict(),
-                    "python_rng": random.getstate(),
-                    "numpy_rng": _numpy_rng_to_json(),
-                    "history": asdict(self.history),
-                    "config": _jsonable(asdict(self.config)),
-                }
-                (tmp / "trainer_state.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+            json_state = {
+                "loop": state.to_json(),
+                "scheduler": self.scheduler.state_dict(),
+                "history": asdict(self.history),
+                "config": asdict(self.config),
+            }
+            # best weights are independent CPU copies, so safetensors accepts them as they are
+            extra = {"best": state.best_weights} if state.best_weights is not None else None
+            save_checkpoint(
+                _checkpoint_path(self.config), self.unwrapped_model, self.optimizer, json_state, extra
+            )
         acc.wait_for_everyone()
 
     def _load_checkpoint(self) -> _LoopState:
-        from safetensors.torch import load_file, load_model
-
-        path = _checkpoint_path(self.config)
-        with runtime.file_lock(path):
-            meta = json.loads((path / "trainer_state.json").read_text())
-            load_model(self.unwrapped_model, str(path / "model.safetensors"), device=str(self.device))
-            opt_tensors = load_file(str(path / "optimizer.safetensors"), device=str(self.device))
-            self.optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, meta["optimizer"]))
-            self.scheduler.load_state_dict(meta["scheduler"])
-            torch_rng = load_file(str(path / "rng.safetensors"))
-            best = load_file(str(path / "best.safetensors")) if (path / "best.safetensors").exists() else None
-        self.history = History(**meta["history"])
-        state = _LoopState.from_json(meta["loop"])
-        state.best_weights = best
-        state.rng = {"torch": torch_rng, "python": meta["python_rng"], "numpy": meta["numpy_rng"]}
+        saved = load_checkpoint(
+            _checkpoint_path(self.config), self.unwrapped_model, self.optimizer, self.device
+        )
+        self.scheduler.load_state_dict(saved.state["scheduler"])
+        self.history = History(**saved.state["history"])
+        state = _LoopState(**saved.state["loop"])
+        state.best_weights = saved.extra.get("best")
+        state.rng = saved.rng
         return state
 
 
@@ -553,76 +528,17 @@ class _LoopState:
     best_score: float | None = None
     bad_evals: int = 0
     stopped: bool = False
+    loss_sum: float = 0.0  # training loss summed over the batches since the last logged row
+    loss_batches: int = 0
     best_weights: dict[str, torch.Tensor] | None = None
     rng: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            k: getattr(self, k)
-            for k in ("step", "epoch", "batch_in_epoch", "best_score", "bad_evals", "stopped")
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> _LoopState:
-        return cls(**data)
+        return {k: v for k, v in asdict(self).items() if k not in ("best_weights", "rng")}
 
 
 def _checkpoint_path(config: TrainConfig) -> Path:
     return Path(config.checkpoint_dir) / "last"
-
-
-def _flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer state dict into tensors (for safetensors) and JSON-able metadata."""
-    tensors, scalars = {}, {}
-    for param_id, param_state in state_dict["state"].items():
-        for name, value in param_state.items():
-            key = f"{param_id}.{name}"
-            if torch.is_tensor(value):
-                tensors[key] = value.contiguous()
-            else:
-                scalars[key] = value
-    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in [*tensors.items(), *meta["scalars"].items()]:
-        param_id, name = key.split(".", 1)
-        state.setdefault(int(param_id), {})[name] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def _numpy_rng_to_json() -> list[Any]:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return [kind, keys.tolist(), pos, has_gauss, cached]
-
-
-def _set_rng_state(rng: dict[str, Any]) -> None:
-    torch.set_rng_state(rng["torch"]["cpu"])
-    if torch.cuda.is_available():
-        cuda = [rng["torch"][k] for k in sorted(rng["torch"]) if k.startswith("cuda")]
-        if cuda:
-            torch.cuda.set_rng_state_all(cuda)
-    version, internal, gauss = rng["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = rng["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if torch.is_tensor(value):
-        return value.tolist()
-    if isinstance(value, set | tuple):
-        return list(value)
-    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint's JSON")
 
 
 __all__ = [

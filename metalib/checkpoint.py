@@ -1,0 +1,157 @@
+"""Training checkpoints: safetensors for tensors, JSON for the rest, written atomically.
+
+A checkpoint is a directory::
+
+    model.safetensors       the model's weights (tied weights stored once)
+    optimizer.safetensors   the optimizer's per-parameter tensors (AdamW moments, step counts)
+    rng.safetensors         torch's CPU and CUDA random states
+    <name>.safetensors      any extra tensor dicts of the caller (e.g. the best weights so far)
+    state.json              optimizer hyper-parameters, Python and NumPy random states, and the
+                            caller's JSON-able state (loop position, scheduler, history, config)
+
+No pickles: a checkpoint from an untrusted source cannot run code when loaded. The directory
+is replaced in one rename under a file lock, so a crash while saving leaves the previous one.
+:class:`metalib.train.Trainer` saves and resumes with these functions.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from metalib import runtime
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` returns besides restoring the model and optimizer in place."""
+
+    state: dict[str, Any]
+    """the caller's JSON state, as saved"""
+    extra: dict[str, dict[str, torch.Tensor]]
+    """the extra tensor dicts, by name"""
+    rng: dict[str, Any]
+    """the random states at saving time; apply with :func:`set_rng_state` when the caller is ready"""
+
+
+def rng_state() -> dict[str, Any]:
+    """The current states of torch (CPU and every CUDA device), Python's ``random`` and NumPy."""
+    torch_states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        torch_states |= {f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch_states,
+        "python": random.getstate(),
+        "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+    }
+
+
+def set_rng_state(rng: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned (also after a JSON round trip)."""
+    torch.set_rng_state(rng["torch"]["cpu"])
+    cuda = [rng["torch"][k] for k in sorted(rng["torch"]) if k.startswith("cuda")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = rng["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    extra: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> None:
+    """Write a checkpoint directory at ``path`` (replacing any previous one atomically).
+
+    Args:
+        state: JSON-able values (paths, tuples and NumPy scalars are converted).
+        extra: named dicts of tensors, each saved as ``<name>.safetensors``; tensors must not
+            share storage (pass copies).
+    """
+    path = Path(path)
+    rng = rng_state()
+    tensors, scalars = _flatten_optimizer(optimizer.state_dict())
+    meta = {
+        "state": state,
+        "python_rng": rng["python"],
+        "numpy_rng": rng["numpy"],
+        "optimizer": {"param_groups": optimizer.state_dict()["param_groups"], "scalars": scalars},
+    }
+    with runtime.file_lock(path), runtime.atomic_path(path) as tmp:
+        tmp.mkdir()
+        save_model(model, str(tmp / "model.safetensors"))
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        save_file(rng["torch"], str(tmp / "rng.safetensors"))
+        for name, named_tensors in (extra or {}).items():
+            save_file(named_tensors, str(tmp / f"{name}.safetensors"))
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+
+
+def load_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device | str = "cpu",
+) -> Checkpoint:
+    """Load the weights into ``model`` and the state into ``optimizer``; return the rest.
+
+    Raises:
+        FileNotFoundError: ``path`` holds no checkpoint.
+    """
+    path = Path(path)
+    if not (path / "state.json").exists():
+        raise FileNotFoundError(f"no checkpoint at {path} (state.json missing)")
+    with runtime.file_lock(path):
+        meta = json.loads((path / "state.json").read_text())
+        load_model(model, str(path / "model.safetensors"), device=str(device))
+        tensors = load_file(str(path / "optimizer.safetensors"), device=str(device))
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+        torch_rng = load_file(str(path / "rng.safetensors"))
+        reserved = {"model", "optimizer", "rng"}
+        extra = {
+            f.stem: load_file(str(f)) for f in sorted(path.glob("*.safetensors")) if f.stem not in reserved
+        }
+    rng = {"torch": torch_rng, "python": meta["python_rng"], "numpy": meta["numpy_rng"]}
+    return Checkpoint(meta["state"], extra, rng)
+
+
+def _flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split the per-parameter optimizer state into tensors (``"<param id>.<name>"``) and scalars."""
+    tensors, scalars = {}, {}
+    for param_id, param_state in state_dict["state"].items():
+        for name, value in param_state.items():
+            if torch.is_tensor(value):
+                tensors[f"{param_id}.{name}"] = value.contiguous()
+            else:
+                scalars[f"{param_id}.{name}"] = value
+    return tensors, scalars
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in [*tensors.items(), *meta["scalars"].items()]:
+        param_id, name = key.split(".", 1)
+        state.setdefault(int(param_id), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, set | tuple):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint's JSON")
