@@ -3,21 +3,28 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BOOK_FLAGS := -W -n --keep-going
 NB_TIMEOUT ?= 600
 PYTEST_WORKERS ?= 2
-export PYTHONWARNINGS ?= ignore::DeprecationWarning:gym
 
 .PHONY: setup book test lint unit notebooks book-check bench clean
 
 setup:  ## create/update .venv with the pinned stack and the data packages (quick when nothing changed)
-	python3 tools/setup_env.py --venv $(VENV)
+	$(PYTHON) tools/setup_env.py --venv $(VENV)
 
 book: setup  ## execute the notebooks (profile: METALIB_PROFILE, default full on CPU) and build the HTML book
+	@# the execution cache is keyed on code only: results of another profile must not be reused
+	@profile=$$($(PY) -c "from metalib.runtime import get_profile; print(get_profile())"); \
+	if [ -f _build/.profile ] && [ "$$(cat _build/.profile)" != "$$profile" ]; then \
+		echo "profile is now $$profile: clearing the notebook execution cache"; rm -rf _build/.jupyter_cache; fi; \
+	mkdir -p _build && echo "$$profile" > _build/.profile
 	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
 	@echo "Open file://$(CURDIR)/_build/html/index.html"
 
 test: setup lint unit notebooks book-check  ## everything CI runs
+
+lint unit notebooks book-check bench: setup
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -34,7 +41,7 @@ notebooks:  ## every notebook, quick profile, in parallel (pytest's exit 5, "no 
 book-check:  ## strict book build in the quick profile, into its own folder (never mixed with `make book`)
 	METALIB_PROFILE=quick $(VENV)/bin/jupyter-book build . --path-output _build/quick $(BOOK_FLAGS)
 
-bench: setup
+bench:
 	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f; done
 
 clean:

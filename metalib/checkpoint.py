@@ -4,13 +4,15 @@ A checkpoint is a directory::
 
     model.safetensors       the model's weights (tied weights stored once)
     optimizer.safetensors   the optimizer's per-parameter tensors (AdamW moments, step counts)
-    rng.safetensors         torch's CPU and CUDA random states
+    rng.safetensors         torch's CPU random state (and the current CUDA device's, if in use)
     <name>.safetensors      any extra tensor dicts of the caller (e.g. the best weights so far)
     state.json              optimizer hyper-parameters, Python and NumPy random states, and the
                             caller's JSON-able state (loop position, scheduler, history, config)
 
 No pickles: a checkpoint from an untrusted source cannot run code when loaded. The directory
-is replaced in one rename under a file lock, so a crash while saving leaves the previous one.
+is replaced under a file lock with :func:`metalib.runtime.atomic_path`, so a crash while saving
+leaves the previous checkpoint. Resuming is exact for one process; under ``torchrun`` every
+process restores the random state of process 0.
 :class:`metalib.train.Trainer` saves and resumes with these functions.
 """
 
@@ -44,8 +46,8 @@ class Checkpoint:
 def rng_state() -> dict[str, Any]:
     """The current states of torch (CPU and every CUDA device), Python's ``random`` and NumPy."""
     torch_states = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        torch_states |= {f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # never create a CUDA context here
+        torch_states["cuda"] = torch.cuda.get_rng_state()  # this process's current device
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch_states,
@@ -57,9 +59,8 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(rng: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned (also after a JSON round trip)."""
     torch.set_rng_state(rng["torch"]["cpu"])
-    cuda = [rng["torch"][k] for k in sorted(rng["torch"]) if k.startswith("cuda")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
+    if "cuda" in rng["torch"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["torch"]["cuda"])
     version, internal, gauss = rng["python"]
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = rng["numpy"]
@@ -111,12 +112,14 @@ def load_checkpoint(
         FileNotFoundError: ``path`` holds no checkpoint.
     """
     path = Path(path)
-    if not (path / "state.json").exists():
-        raise FileNotFoundError(f"no checkpoint at {path} (state.json missing)")
     with runtime.file_lock(path):
+        if not has_checkpoint(path):
+            raise FileNotFoundError(f"no checkpoint at {path} (state.json missing)")
         meta = json.loads((path / "state.json").read_text())
         load_model(model, str(path / "model.safetensors"), device=str(device))
-        tensors = load_file(str(path / "optimizer.safetensors"), device=str(device))
+        # on the CPU: load_state_dict moves moments to their parameters' devices and keeps
+        # AdamW's step counts on the CPU, where torch expects them
+        tensors = load_file(str(path / "optimizer.safetensors"))
         optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
         torch_rng = load_file(str(path / "rng.safetensors"))
         reserved = {"model", "optimizer", "rng"}
@@ -125,6 +128,12 @@ def load_checkpoint(
         }
     rng = {"torch": torch_rng, "python": meta["python_rng"], "numpy": meta["numpy_rng"]}
     return Checkpoint(meta["state"], extra, rng)
+
+
+def has_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` holds a complete checkpoint (after undoing an interrupted save)."""
+    runtime.recover_interrupted(path)
+    return (Path(path) / "state.json").exists()
 
 
 def _flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

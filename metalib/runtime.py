@@ -87,7 +87,7 @@ def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
     import torch
 
     device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):  # not on T4/V100
         return torch.bfloat16
     return None
 
@@ -185,11 +185,15 @@ def file_lock(path: str | os.PathLike[str], timeout: float = 1800.0) -> Iterator
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path`` in one step.
+    """Yield a temporary path beside ``path``; on success move it onto ``path``.
 
-    Readers never see a half-written file: either the old content or the new. Works for
-    files and for directories (write into the yielded path as a directory). On error the
-    temporary is removed and ``path`` is untouched.
+    Readers never see a half-written file: either the old content or the new. A file is
+    replaced in one rename. A directory (write into the yielded path as a directory) cannot be
+    renamed over a non-empty one, so the old directory is first renamed aside to
+    ``.<name>.old``, the new one renamed in, and the old one deleted; if the process dies in
+    between, :func:`recover_interrupted` (called here and by the readers in metalib) puts the
+    old one back. On error the temporary is removed and ``path`` is untouched. Hold
+    :func:`file_lock` around it when several processes may write the same path.
 
     Example:
         >>> import tempfile, pathlib
@@ -203,18 +207,44 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover_interrupted(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.rmdir()  # the caller decides whether it becomes a file or a directory
     try:
         yield tmp
         if path.is_dir() and tmp.is_dir():
-            shutil.rmtree(path)  # os.replace cannot replace a non-empty directory
-        os.replace(tmp, path)
+            aside = _aside(path)
+            os.replace(path, aside)
+            os.replace(tmp, path)
+            shutil.rmtree(aside)
+        else:
+            os.replace(tmp, path)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def recover_interrupted(path: str | os.PathLike[str]) -> None:
+    """Finish or undo a directory replacement by :func:`atomic_path` that a crash interrupted.
+
+    If ``path`` is missing but its ``.<name>.old`` copy exists, the old copy is put back; if
+    both exist (the crash came after the new one was in place), the old copy is deleted.
+    """
+    import shutil
+
+    path = Path(path)
+    aside = _aside(path)
+    if aside.exists():
+        if path.exists():
+            shutil.rmtree(aside)
+        else:
+            os.replace(aside, path)
+
+
+def _aside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.old")
 
 
 def describe() -> dict[str, str]:

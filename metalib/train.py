@@ -21,21 +21,23 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from accelerate.data_loader import DataLoaderShard
 from accelerate.utils import send_to_device
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from metalib import runtime
-from metalib.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from metalib.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 
 Batch = Any
 """A batch as a loader yields it: a dict of tensors (Hugging Face style) or ``(*inputs, labels)``."""
@@ -44,10 +46,11 @@ Batch = Any
 class StepOutput(NamedTuple):
     """What a forward function returns for one batch.
 
-    Shapes: ``loss`` scalar; ``logits`` ``(B, C)`` (or ``(B, ...)``); ``labels`` ``(B,)`` or ``None``.
+    Shapes: ``loss`` scalar (``None`` for unlabelled batches, in :meth:`Trainer.predict`);
+    ``logits`` ``(B, C)`` or any ``(B, ...)`` per-example output; ``labels`` ``(B,)`` or ``None``.
     """
 
-    loss: torch.Tensor
+    loss: torch.Tensor | None
     logits: torch.Tensor
     labels: torch.Tensor | None
 
@@ -55,15 +58,22 @@ class StepOutput(NamedTuple):
 def default_forward(model: torch.nn.Module, batch: Batch) -> StepOutput:
     """Forward one batch: dict batches go to ``model(**batch)`` (its ``.loss``/``.logits``),
     tuple batches ``(*inputs, labels)`` to ``model(*inputs)`` with cross-entropy
-    (integer labels) or mean squared error (float labels)."""
+    (integer labels) or mean squared error (float labels); a 1-tuple ``(inputs,)`` has no labels."""
     if isinstance(batch, Mapping):
         out = model(**batch)
         return StepOutput(out.loss, out.logits, batch.get("labels"))
+    if len(batch) == 1:
+        return StepOutput(None, model(batch[0]), None)
     *inputs, labels = batch
     logits = model(*inputs)
+    return StepOutput(_loss(logits, labels), logits, labels)
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for integer labels, mean squared error for float labels (mean over the batch)."""
     if labels.is_floating_point():
-        return StepOutput(F.mse_loss(logits, labels), logits, labels)
-    return StepOutput(F.cross_entropy(logits, labels), logits, labels)
+        return F.mse_loss(logits, labels)
+    return F.cross_entropy(logits, labels)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -328,6 +338,13 @@ class Trainer:
         from transformers import get_scheduler
 
         cfg, acc = self.config, self.accelerator
+        self.history = History()
+        if cfg.checkpoint_dir is not None and not isinstance(train_loader.sampler, ResumableSampler):
+            warnings.warn(
+                "checkpoints resume exactly only with loaders from make_loader (a seeded, "
+                "resumable order); this loader's order may differ after a resume",
+                stacklevel=2,
+            )
         if val_loader is None and (cfg.patience is not None or cfg.eval_every is not None):
             warnings.warn("no validation loader: early stopping and evaluation are off", stacklevel=2)
         if len(train_loader) == 0:
@@ -335,7 +352,7 @@ class Trainer:
                 "the training loader yields no batches (empty dataset, or drop_last with too few rows)"
             )
         train_loader = acc.prepare(train_loader)
-        val_loader = acc.prepare(val_loader) if val_loader is not None else None
+        val_loader = self._prepare_eval_loader(val_loader) if val_loader is not None else None
         steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
         total = cfg.max_steps or steps_per_epoch * cfg.epochs
         self.scheduler = get_scheduler(
@@ -346,7 +363,7 @@ class Trainer:
         )
 
         state = _LoopState()
-        if cfg.checkpoint_dir is not None and cfg.resume and _checkpoint_path(cfg).exists():
+        if cfg.checkpoint_dir is not None and cfg.resume and has_checkpoint(_checkpoint_path(cfg)):
             state = self._load_checkpoint()
         bar = tqdm(
             total=total,
@@ -357,8 +374,10 @@ class Trainer:
         )
         while state.step < total and not state.stopped:
             skip = state.batch_in_epoch
+            # set_epoch reaches ResumableSampler (the order depends on (seed, epoch) only); the
+            # skipping wrapper hides it under several processes, so set it on the loader first
+            train_loader.set_epoch(state.epoch)
             batches = acc.skip_first_batches(train_loader, skip) if skip else train_loader
-            # reaches ResumableSampler: the order depends on (seed, epoch) only
             batches.set_epoch(state.epoch)
             iterator = iter(batches)
             if state.rng is not None:  # resumed: continue the random streams exactly where they were saved
@@ -458,7 +477,9 @@ class Trainer:
         scores = {"loss": loss}
         metrics = self.metrics
         if metrics is None:
-            metrics = {"accuracy": accuracy} if labels is not None and not labels.is_floating_point() else {}
+            classification = labels is not None and not labels.is_floating_point()
+            classification = classification and logits.ndim == 2 and labels.ndim == 1
+            metrics = {"accuracy": accuracy} if classification else {}
         for name, fn in metrics.items():
             scores[name] = float(fn(logits, labels))
         return scores
@@ -468,9 +489,20 @@ class Trainer:
         """Concatenated logits for every example of ``loader``, in order, on the CPU."""
         return self._run_eval(loader)[0]
 
+    def _prepare_eval_loader(self, loader: DataLoader) -> DataLoader:
+        """Shard across processes when there are several (one process: the loader as it is)."""
+        return self.accelerator.prepare(loader) if self.accelerator.num_processes > 1 else loader
+
     def _run_eval(self, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+        """Gathered outputs, labels and mean loss over ``loader``.
+
+        With :func:`default_forward` the loss is recomputed from the gathered outputs, so it is
+        exact under several processes (accelerate pads the last batches with repeats). With a
+        custom forward it is the mean of batch losses weighted by batch size.
+        """
         acc = self.accelerator
-        loader = acc.prepare(loader)
+        if not isinstance(loader, DataLoaderShard):
+            loader = self._prepare_eval_loader(loader)
         self.model.eval()
         all_logits, all_labels = [], []
         loss_sum = torch.zeros((), device=self.device)
@@ -478,15 +510,19 @@ class Trainer:
         for batch in loader:
             with self._autocast():
                 out = self.forward(self.model, send_to_device(batch, self.device))
-            n = out.logits.shape[0]
-            loss_sum += out.loss.detach().float() * n
-            count += n
+            if out.loss is not None:
+                n = out.logits.shape[0]
+                loss_sum += out.loss.detach().float() * n
+                count += n
             all_logits.append(acc.gather_for_metrics(out.logits.detach().float()).cpu())
             if out.labels is not None:
                 all_labels.append(acc.gather_for_metrics(out.labels).cpu())
-        loss_sum, count = acc.reduce(loss_sum, "sum"), acc.reduce(count, "sum")
+        logits = torch.cat(all_logits)
         labels = torch.cat(all_labels) if all_labels else None
-        return torch.cat(all_logits), labels, (loss_sum / count).item()
+        if self.forward is default_forward and labels is not None:
+            return logits, labels, _loss(logits, labels).item()
+        loss_sum, count = acc.reduce(loss_sum, "sum"), acc.reduce(count, "sum")
+        return logits, labels, (loss_sum / count).item() if count > 0 else float("nan")
 
     # ---------------------------------------------------------- checkpoint
     def _save_checkpoint(self, state: _LoopState) -> None:
@@ -497,7 +533,7 @@ class Trainer:
                 "loop": state.to_json(),
                 "scheduler": self.scheduler.state_dict(),
                 "history": asdict(self.history),
-                "config": asdict(self.config),
+                "config": json.loads(json.dumps(asdict(self.config), default=str)),
             }
             # best weights are independent CPU copies, so safetensors accepts them as they are
             extra = {"best": state.best_weights} if state.best_weights is not None else None
@@ -507,9 +543,15 @@ class Trainer:
         acc.wait_for_everyone()
 
     def _load_checkpoint(self) -> _LoopState:
-        saved = load_checkpoint(
-            _checkpoint_path(self.config), self.unwrapped_model, self.optimizer, self.device
-        )
+        path = _checkpoint_path(self.config)
+        saved = load_checkpoint(path, self.unwrapped_model, self.optimizer, self.device)
+        now = json.loads(json.dumps(asdict(self.config), default=str))
+        changed = sorted(k for k in now if k not in _RESUME_FREE and saved.state["config"].get(k) != now[k])
+        if changed:
+            raise ValueError(
+                f"the checkpoint in {path} was made with a different TrainConfig ({', '.join(changed)}); "
+                "use another checkpoint_dir, delete it, or pass resume=False to start over"
+            )
         self.scheduler.load_state_dict(saved.state["scheduler"])
         self.history = History(**saved.state["history"])
         state = _LoopState(**saved.state["loop"])
@@ -534,7 +576,12 @@ class _LoopState:
     rng: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("best_weights", "rng")}
+        # not asdict(): it would deep-copy best_weights (a whole model) only to drop it
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("best_weights", "rng")}
+
+
+_RESUME_FREE = ("progress", "device", "resume", "checkpoint_dir")
+"""TrainConfig fields that may change between an interrupted run and its resumption."""
 
 
 def _checkpoint_path(config: TrainConfig) -> Path:

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,13 +118,25 @@ def load_causal_lm(
 
 def smollm2_path() -> Path:
     """The cached safetensors copy of SmolLM2-135M-Instruct, converted from the GGUF on first use."""
+    import transformers
+
     gguf = smollm2_gguf_path()
     key = runtime.cache_key(
-        source=SMOLLM2_PACKAGE, file=gguf.name, size=gguf.stat().st_size, recipe=_SMOLLM2_RECIPE
+        source=SMOLLM2_PACKAGE,
+        file=gguf.name,
+        size=gguf.stat().st_size,
+        recipe=_SMOLLM2_RECIPE,
+        converter=(transformers.__version__, importlib.metadata.version("gguf")),
     )
     entry = runtime.cache_dir() / "zoo" / f"smollm2-135m-instruct-{key}"
     with runtime.file_lock(entry):
+        runtime.recover_interrupted(entry)
         if not (entry / "config.json").exists():
+            print(
+                f"metalib: converting {gguf.name} to float32 safetensors in {entry} (once, ~30 s)",
+                file=sys.stderr,
+                flush=True,
+            )
             with runtime.atomic_path(entry) as tmp:
                 _convert_gguf(gguf, tmp)
     return entry

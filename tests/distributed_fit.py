@@ -24,7 +24,10 @@ def main(out: Path) -> None:
     logits = trainer.predict(make_loader(TensorDataset(x[:40], y[:40]), 16))
     acc = trainer.accelerator
     weights = {k: v.flatten().tolist() for k, v in trainer.unwrapped_model.state_dict().items()}
+    with torch.no_grad():  # the validation loss computed directly, on one process, for comparison
+        direct = torch.nn.functional.cross_entropy(trainer.unwrapped_model(x[:40]), y[:40]).item()
     record = {
+        "direct_val_loss": direct,
         "world_size": acc.num_processes,
         "weights": weights,
         "eval_rows": history.eval_rows,

@@ -1,4 +1,5 @@
 import multiprocessing
+import os
 import random
 import time
 from pathlib import Path
@@ -98,18 +99,20 @@ def test_atomic_path_for_files_and_directories(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "out.txt"]
 
 
-def _append_under_lock(path: str, tag: str) -> None:
+def _append_under_lock(path: str, tag: str, barrier) -> None:
+    barrier.wait(60)  # both processes ask for the lock at the same moment
     with runtime.file_lock(path):
         for i in range(5):
             with open(path, "a") as f:
                 f.write(f"{tag}{i}\n")
-            time.sleep(0.01)
+            time.sleep(0.05)  # the other process is waiting meanwhile
 
 
 def test_file_lock_serialises_processes(tmp_path):
     path = str(tmp_path / "log.txt")
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_append_under_lock, args=(path, tag)) for tag in "ab"]
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_append_under_lock, args=(path, tag, barrier)) for tag in "ab"]
     for p in procs:
         p.start()
     for p in procs:
@@ -133,3 +136,33 @@ def test_describe(monkeypatch):
     info = runtime.describe()
     assert info["profile"] == "quick" and info["torch"] == torch.__version__
     assert set(info) >= {"device", "profile", "torch", "threads", "cache", "autocast"}
+
+
+def test_interrupted_directory_replacement_keeps_the_old_copy(tmp_path, monkeypatch):
+    folder = tmp_path / "ckpt"
+    with runtime.atomic_path(folder) as tmp:
+        tmp.mkdir()
+        (tmp / "weights").write_text("old")
+
+    real_replace, calls = os.replace, []
+
+    def dying_replace(src, dst):  # the process "dies" right after moving the old copy aside
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt), runtime.atomic_path(folder) as tmp:
+        tmp.mkdir()
+        (tmp / "weights").write_text("new")
+    monkeypatch.undo()
+    assert not folder.exists()  # the crash hit between the two renames
+    runtime.recover_interrupted(folder)
+    assert (folder / "weights").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+    # a crash after the new copy is in place: recovery only removes the old one
+    (tmp_path / ".ckpt.old").mkdir()
+    runtime.recover_interrupted(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from metalib.train import History, StepOutput, TrainConfig, Trainer, accuracy, default_forward, make_loader
+from metalib.train import StepOutput, TrainConfig, Trainer, accuracy, make_loader
 
 HERE = Path(__file__).parent
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -36,28 +36,33 @@ class _Crash(RuntimeError):
     pass
 
 
-def _crashing_forward(after_batches: int):
-    seen = {"n": 0}
+class _CrashingData(torch.utils.data.Dataset):
+    """The training data, but the process "dies" when the loader asks for row number ``after + 1``."""
 
-    def forward(model, batch):
-        seen["n"] += 1
-        if seen["n"] > after_batches:
+    def __init__(self, data: TensorDataset, after_rows: int) -> None:
+        self.data, self.after_rows, self.served = data, after_rows, 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index):
+        self.served += 1
+        if self.served > self.after_rows:
             raise _Crash("simulated interruption")
-        return default_forward(model, batch)
-
-    return forward
+        return self.data[index]
 
 
-def _run(config: TrainConfig, forward=default_forward) -> tuple[torch.nn.Module, History]:
-    torch.manual_seed(123)  # dropout stream
-    trainer = Trainer(_model(), config, forward=forward)
-    train = make_loader(_data(), batch_size=8, shuffle=True, seed=7)
+def _run(config: TrainConfig, crash_after_rows: int | None = None, seed: int = 123):
+    torch.manual_seed(seed)  # model initialisation and the dropout stream
+    trainer = Trainer(_model(), config)
+    data = _data() if crash_after_rows is None else _CrashingData(_data(), crash_after_rows)
+    train = make_loader(data, batch_size=8, shuffle=True, seed=7)
     val = make_loader(_data(40, seed=1), batch_size=16)
     history = trainer.fit(train, val)
     return trainer.unwrapped_model, history
 
 
-@pytest.mark.parametrize("interrupt_after_batches", [9, 26])  # mid-epoch and in the second epoch
+@pytest.mark.parametrize("interrupt_after_batches", [7, 21])  # mid-epoch 0 and mid-epoch 1 (12 a epoch)
 def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, interrupt_after_batches):
     # log_every=3 does not divide checkpoint_every=2: a logged mean spans the interruption
     common = dict(
@@ -76,12 +81,12 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, interrupt_
 
     config = TrainConfig(**common, checkpoint_dir=tmp_path / "resumed")
     with pytest.raises(_Crash):
-        _run(config, forward=_crashing_forward(interrupt_after_batches))
+        _run(config, crash_after_rows=8 * interrupt_after_batches)
     saved = json.loads((tmp_path / "resumed" / "last" / "state.json").read_text())
     assert 0 < saved["state"]["loop"]["step"] < 18  # really interrupted part-way, with steps left to redo
 
-    torch.manual_seed(999)  # a different global RNG at restart must not matter: the checkpoint restores it
-    resumed, history = _run(config)
+    # another seed at restart must not matter: the checkpoint restores weights and random streams
+    resumed, history = _run(config, seed=999)
 
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
@@ -110,25 +115,25 @@ def test_training_learns_and_history_plots():
     assert history.best()["val_loss"] == evals["val_loss"].min()
 
 
-def test_early_stopping_restores_best_weights():
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_early_stopping_and_best_weights(restore_best):
     config = TrainConfig(
-        epochs=50,
-        lr=0.5,
-        eval_every=1,
-        patience=3,
-        monitor="val_accuracy",
-        mode="max",
-        progress=False,
-        device="cpu",
-    )
+        epochs=50, lr=0.5, eval_every=1, patience=3, restore_best=restore_best, progress=False, device="cpu"
+    )  # lr 0.5: the validation loss soon rises
     trainer = Trainer(_model(), config)
     val = make_loader(_data(40, seed=1), batch_size=40)
     history = trainer.fit(make_loader(_data(), batch_size=8, shuffle=True), val)
-    assert history.eval_rows[-1]["step"] < 50 * 12  # stopped early
-    best = history.best("val_accuracy", "max")["val_accuracy"]
-    assert trainer.evaluate(val)["accuracy"] == pytest.approx(best)
-    # the last three evaluations were no better than the best
-    assert all(row["val_accuracy"] <= best for row in history.eval_rows[-3:])
+    rows = history.eval_rows
+    assert rows[-1]["step"] < 50 * 12  # stopped early
+    best = history.best()["val_loss"]
+    assert [row["val_loss"] > best for row in rows[-3:]] == [
+        True
+    ] * 3  # three evaluations without improvement
+    final = trainer.evaluate(val)["loss"]
+    if restore_best:
+        assert final == pytest.approx(best, abs=1e-6)
+    else:
+        assert final == pytest.approx(rows[-1]["val_loss"], abs=1e-6) and final > best
 
 
 def test_grad_accumulation_equals_large_batch():
@@ -243,3 +248,33 @@ def test_two_processes_under_torchrun_agree(tmp_path):
     assert ranks[0]["eval_rows"] == ranks[1]["eval_rows"]  # metrics gathered over both shards
     assert ranks[0]["eval_rows"][-1]["val_accuracy"] >= 0.8
     assert ranks[0]["n_eval"] == 40  # gather_for_metrics saw every validation example once
+    # 40 rows in batches of 16 on 2 processes: accelerate pads with repeats; the loss must not count them
+    assert ranks[0]["eval_rows"][-1]["val_loss"] == pytest.approx(ranks[0]["direct_val_loss"], rel=1e-5)
+
+
+def test_resume_refuses_a_checkpoint_from_another_config(tmp_path):
+    _run(TrainConfig(epochs=1, lr=3e-2, progress=False, device="cpu", checkpoint_dir=tmp_path))
+    with pytest.raises(ValueError, match=r"different TrainConfig \(epochs, lr\)"):
+        _run(TrainConfig(epochs=2, lr=1e-2, progress=False, device="cpu", checkpoint_dir=tmp_path))
+    # what may change between runs does not count
+    _run(TrainConfig(epochs=1, lr=3e-2, progress=True, device="cpu", checkpoint_dir=tmp_path))
+
+
+def test_plain_loaders_warn_that_resume_is_not_exact(tmp_path):
+    loader = torch.utils.data.DataLoader(_data(), batch_size=16, shuffle=True)
+    trainer = Trainer(_model(), TrainConfig(epochs=1, progress=False, device="cpu", checkpoint_dir=tmp_path))
+    with pytest.warns(UserWarning, match="resume exactly only with loaders from make_loader"):
+        trainer.fit(loader)
+
+
+def test_predict_without_labels_and_history_per_fit():
+    trainer = Trainer(_model(), TrainConfig(epochs=1, lr=1e-2, progress=False, device="cpu"))
+    val = make_loader(_data(32), batch_size=16)
+    first = trainer.fit(make_loader(_data(), batch_size=16), val)
+    second = trainer.fit(make_loader(_data(), batch_size=16), val)
+    assert first is not second and [r["step"] for r in second.eval_rows] == [6]  # not appended to the first
+    x = torch.stack([row[0] for row in _data(32)])
+    logits = trainer.predict(make_loader(TensorDataset(x), batch_size=16))
+    torch.testing.assert_close(logits, trainer.predict(val))
+    scores = trainer.evaluate(make_loader(TensorDataset(x), batch_size=16))
+    assert set(scores) == {"loss"} and scores["loss"] != scores["loss"]  # NaN: no labels, no loss

