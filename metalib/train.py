@@ -503,6 +503,9 @@ class Trainer:
         acc = self.accelerator
         if not isinstance(loader, DataLoaderShard):
             loader = self._prepare_eval_loader(loader)
+        # one process: nothing to gather (and accelerate's gather_for_metrics would cut batches
+        # using the remainder of the last *prepared* loader, the training one)
+        gather = acc.gather_for_metrics if acc.num_processes > 1 else (lambda tensor: tensor)
         self.model.eval()
         all_logits, all_labels = [], []
         loss_sum = torch.zeros((), device=self.device)
@@ -514,9 +517,9 @@ class Trainer:
                 n = out.logits.shape[0]
                 loss_sum += out.loss.detach().float() * n
                 count += n
-            all_logits.append(acc.gather_for_metrics(out.logits.detach().float()).cpu())
+            all_logits.append(gather(out.logits.detach().float()).cpu())
             if out.labels is not None:
-                all_labels.append(acc.gather_for_metrics(out.labels).cpu())
+                all_labels.append(gather(out.labels).cpu())
         logits = torch.cat(all_logits)
         labels = torch.cat(all_labels) if all_labels else None
         if self.forward is default_forward and labels is not None:

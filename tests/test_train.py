@@ -160,11 +160,17 @@ def test_grad_accumulation_equals_large_batch():
 def test_same_api_on_every_device(device):
     trainer = Trainer(_model(), TrainConfig(epochs=1, lr=1e-2, progress=False, device=device))
     assert trainer.device.type == device
-    history = trainer.fit(make_loader(_data(), batch_size=16), make_loader(_data(32), batch_size=16))
-    scores = trainer.evaluate(make_loader(_data(32), batch_size=16))
+    # sizes that batches do not divide: 90 = 5 * 16 + 10 and 37 = 2 * 16 + 5
+    history = trainer.fit(make_loader(_data(90), batch_size=16), make_loader(_data(37), batch_size=16))
+    scores = trainer.evaluate(make_loader(_data(37), batch_size=16))
     assert set(scores) == {"loss", "accuracy"}
-    logits = trainer.predict(make_loader(_data(32), batch_size=16))
-    assert logits.shape == (32, 2) and logits.device.type == "cpu"
+    logits = trainer.predict(make_loader(_data(37), batch_size=16))
+    assert logits.shape == (37, 2) and logits.device.type == "cpu"
+    x, y = _data(37).tensors
+    with torch.no_grad():
+        direct = trainer.unwrapped_model.cpu()(x)
+    torch.testing.assert_close(logits, direct)  # every row, in order
+    assert scores["accuracy"] == pytest.approx((direct.argmax(1) == y).float().mean().item())
     assert history.eval_rows[-1]["val_accuracy"] == pytest.approx(scores["accuracy"])
 
 
