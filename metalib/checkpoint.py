@@ -113,9 +113,7 @@ def load_checkpoint(
     """
     path = Path(path)
     with runtime.file_lock(path):
-        if not has_checkpoint(path):
-            raise FileNotFoundError(f"no checkpoint at {path} (state.json missing)")
-        meta = json.loads((path / "state.json").read_text())
+        meta = _read_meta(path)
         load_model(model, str(path / "model.safetensors"), device=str(device))
         # on the CPU: load_state_dict moves moments to their parameters' devices and keeps
         # AdamW's step counts on the CPU, where torch expects them
@@ -128,6 +126,23 @@ def load_checkpoint(
         }
     rng = {"torch": torch_rng, "python": meta["python_rng"], "numpy": meta["numpy_rng"]}
     return Checkpoint(meta["state"], extra, rng)
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    """The caller's JSON state of the checkpoint at ``path``, without loading any tensor
+    (e.g. to check that it was made with the same configuration before loading it).
+
+    Raises:
+        FileNotFoundError: ``path`` holds no checkpoint.
+    """
+    with runtime.file_lock(path):
+        return _read_meta(Path(path))["state"]
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    if not has_checkpoint(path):
+        raise FileNotFoundError(f"no checkpoint at {path} (state.json missing)")
+    return json.loads((path / "state.json").read_text())
 
 
 def has_checkpoint(path: str | Path) -> bool:

@@ -37,7 +37,7 @@ from accelerate.utils import send_to_device
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from metalib import runtime
-from metalib.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from metalib.checkpoint import has_checkpoint, load_checkpoint, read_state, save_checkpoint, set_rng_state
 
 Batch = Any
 """A batch as a loader yields it: a dict of tensors (Hugging Face style) or ``(*inputs, labels)``."""
@@ -536,7 +536,7 @@ class Trainer:
                 "loop": state.to_json(),
                 "scheduler": self.scheduler.state_dict(),
                 "history": asdict(self.history),
-                "config": json.loads(json.dumps(asdict(self.config), default=str)),
+                "config": _config_json(self.config),
             }
             # best weights are independent CPU copies, so safetensors accepts them as they are
             extra = {"best": state.best_weights} if state.best_weights is not None else None
@@ -547,14 +547,14 @@ class Trainer:
 
     def _load_checkpoint(self) -> _LoopState:
         path = _checkpoint_path(self.config)
-        saved = load_checkpoint(path, self.unwrapped_model, self.optimizer, self.device)
-        now = json.loads(json.dumps(asdict(self.config), default=str))
-        changed = sorted(k for k in now if k not in _RESUME_FREE and saved.state["config"].get(k) != now[k])
-        if changed:
+        saved_config, now = read_state(path)["config"], _config_json(self.config)
+        changed = sorted(k for k in now if k not in _RESUME_FREE and saved_config.get(k) != now[k])
+        if changed:  # checked before loading anything, so the model is left untouched
             raise ValueError(
                 f"the checkpoint in {path} was made with a different TrainConfig ({', '.join(changed)}); "
                 "use another checkpoint_dir, delete it, or pass resume=False to start over"
             )
+        saved = load_checkpoint(path, self.unwrapped_model, self.optimizer, self.device)
         self.scheduler.load_state_dict(saved.state["scheduler"])
         self.history = History(**saved.state["history"])
         state = _LoopState(**saved.state["loop"])
@@ -585,6 +585,11 @@ class _LoopState:
 
 _RESUME_FREE = ("progress", "device", "resume", "checkpoint_dir")
 """TrainConfig fields that may change between an interrupted run and its resumption."""
+
+
+def _config_json(config: TrainConfig) -> dict[str, Any]:
+    """The config as it reads back from JSON (paths as strings), so saved and live configs compare."""
+    return json.loads(json.dumps(asdict(config), default=str))
 
 
 def _checkpoint_path(config: TrainConfig) -> Path:

@@ -260,8 +260,15 @@ def test_two_processes_under_torchrun_agree(tmp_path):
 
 def test_resume_refuses_a_checkpoint_from_another_config(tmp_path):
     _run(TrainConfig(epochs=1, lr=3e-2, progress=False, device="cpu", checkpoint_dir=tmp_path))
+    trainer = Trainer(
+        _model(), TrainConfig(epochs=2, lr=1e-2, progress=False, device="cpu", checkpoint_dir=tmp_path)
+    )
+    before = [p.detach().clone() for p in trainer.model.parameters()]
     with pytest.raises(ValueError, match=r"different TrainConfig \(epochs, lr\)"):
-        _run(TrainConfig(epochs=2, lr=1e-2, progress=False, device="cpu", checkpoint_dir=tmp_path))
+        trainer.fit(make_loader(_data(), batch_size=8))
+    assert all(
+        torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True)
+    )  # untouched
     # what may change between runs does not count
     _run(TrainConfig(epochs=1, lr=3e-2, progress=True, device="cpu", checkpoint_dir=tmp_path))
 

@@ -135,40 +135,22 @@ class EncodedSegments(Dataset):
     ``next_sentence_label``), ready for :func:`mlm_collator`. Pairs are truncated longest-first."""
 
     def __init__(self, tokenizer, segments: Sequence[Segment], max_length: int = 64) -> None:
-        singles = [i for i, s in enumerate(segments) if s.b is None]
-        pairs = [i for i, s in enumerate(segments) if s.b is not None]
-        rows: list[dict | None] = [None] * len(segments)
-        for index, enc in self._encode(tokenizer, segments, singles, pairs, max_length):
-            rows[index] = enc
-        self.rows = rows
-
-    @staticmethod
-    def _encode(tokenizer, segments, singles, pairs, max_length):
         kwargs = dict(
             truncation=True, max_length=max_length, return_token_type_ids=True, return_attention_mask=False
         )
-        if singles:
-            enc = tokenizer([segments[i].a for i in singles], **kwargs)
-            for j, i in enumerate(singles):
-                yield (
-                    i,
-                    {
-                        "input_ids": enc["input_ids"][j],
-                        "token_type_ids": enc["token_type_ids"][j],
-                        "next_sentence_label": -100,
-                    },
-                )
-        if pairs:
-            enc = tokenizer([segments[i].a for i in pairs], [segments[i].b for i in pairs], **kwargs)
-            for j, i in enumerate(pairs):
-                yield (
-                    i,
-                    {
-                        "input_ids": enc["input_ids"][j],
-                        "token_type_ids": enc["token_type_ids"][j],
-                        "next_sentence_label": segments[i].is_next,
-                    },
-                )
+        self.rows: list[dict] = [{}] * len(segments)
+        for paired in (False, True):  # one batched tokenizer call for singles, one for pairs
+            group = [i for i, s in enumerate(segments) if (s.b is not None) == paired]
+            if not group:
+                continue
+            seconds = [segments[i].b for i in group] if paired else None
+            enc = tokenizer([segments[i].a for i in group], seconds, **kwargs)
+            for j, i in enumerate(group):
+                self.rows[i] = {
+                    "input_ids": enc["input_ids"][j],
+                    "token_type_ids": enc["token_type_ids"][j],
+                    "next_sentence_label": segments[i].is_next if paired else -100,
+                }
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -211,10 +193,8 @@ def masked_lm_forward(model, batch) -> StepOutput:
     logits = model.cls.predictions(out.last_hidden_state[masked])  # (M, V): masked positions only
     targets = labels[masked]  # (M,)
     nll = F.cross_entropy(logits, targets, reduction="none")  # (M,)
-    row = masked.nonzero()[:, 0]  # (M,): which example each masked token belongs to
-    batch_size = labels.shape[0]
     per_example = [
-        torch.zeros(batch_size, device=labels.device).index_add_(0, row, v)
+        _sum_per_example(v, masked)
         for v in (nll.detach(), torch.ones_like(nll), (logits.argmax(-1) == targets).float())
     ]
     loss = nll.mean() if len(nll) else logits.sum() * 0
@@ -238,10 +218,17 @@ def causal_lm_forward(model, batch) -> StepOutput:
     real = batch["attention_mask"][:, 1:].bool()  # (B, T-1): position t predicts token t+1
     logits = model.lm_head(hidden[:, :-1][real])  # (M, V): real positions only
     nll = F.cross_entropy(logits, batch["input_ids"][:, 1:][real], reduction="none")  # (M,)
-    row = real.nonzero()[:, 0]
-    sums = torch.zeros(real.shape[0], device=nll.device).index_add_(0, row, nll.detach())
-    stats = torch.stack([sums, real.sum(1).float()], dim=1)  # (B, 2)
+    stats = torch.stack([_sum_per_example(nll.detach(), real), real.sum(1).float()], dim=1)  # (B, 2)
     return StepOutput(nll.mean(), stats, None)
+
+
+def _sum_per_example(values: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+    """Sum values taken at the ``True`` positions of ``selected`` back per example.
+
+    Shapes: ``values`` (M,) in the order of ``selected.nonzero()``, ``selected`` (B, T) → (B,).
+    """
+    rows = selected.nonzero()[:, 0]  # (M,): the example each value belongs to
+    return torch.zeros(selected.shape[0], device=values.device).index_add_(0, rows, values)
 
 
 def masked_lm_metrics() -> dict:
