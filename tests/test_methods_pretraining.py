@@ -1,10 +1,13 @@
 """Pretraining pieces: corpus (no evaluation text), tokenizer, masking, and the two forwards."""
 
+import dataclasses
+import math
+
 import pytest
 import torch
 from transformers import BertForPreTraining, GPT2LMHeadModel
 
-from metalib import data, train, zoo
+from metalib import data, zoo
 from metalib.methods import pretraining as pt
 
 
@@ -38,6 +41,10 @@ def test_corpus_holds_no_validation_or_test_review_and_balanced_pairs(corpus):
 
 def test_wordpiece_tokenizer_encodes_pairs_with_segment_ids(tokenizer):
     assert tokenizer.vocab_size == 2000
+    again = pt.train_wordpiece(pt.pretraining_corpus(seed=0).texts("train")[:20_000], vocab_size=2000)
+    # the pieces are deterministic, their ids are not (ties in the trainer): so a cached model
+    # always travels with its own tokenizer
+    assert set(again.get_vocab()) == set(tokenizer.get_vocab())
     assert [tokenizer.convert_tokens_to_ids(t) for t in pt.SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
     enc = tokenizer("a dog", "it barks", return_token_type_ids=True)
     tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
@@ -102,19 +109,82 @@ def test_causal_lm_forward_matches_transformers_loss(corpus, tokenizer):
     assert metrics["token_loss"] == pytest.approx(reference.item(), rel=1e-5)
 
 
-def test_a_few_steps_of_pretraining_lower_the_held_out_loss(corpus, tokenizer):
+@pytest.mark.parametrize("objective", ["mlm", "clm"])
+def test_pretrain_lowers_the_held_out_loss_from_step_zero(corpus, tokenizer, objective):
     torch.manual_seed(0)
-    model = BertForPreTraining(zoo.tiny_bert_config(tokenizer.vocab_size, num_hidden_layers=1))
-    train_set = pt.EncodedSegments(tokenizer, corpus.train[:2000], max_length=32)
+    if objective == "mlm":
+        model = BertForPreTraining(zoo.tiny_bert_config(tokenizer.vocab_size, num_hidden_layers=1))
+        segments = corpus.train[:2000]
+    else:
+        model = GPT2LMHeadModel(zoo.tiny_gpt_config(tokenizer.vocab_size, n_layer=1))
+        segments = [pt.Segment(text) for text in corpus.texts("train")[:2000]]
+    train_set = pt.EncodedSegments(tokenizer, segments, max_length=32)
     held_out = pt.EncodedSegments(tokenizer, corpus.held_out[:256], max_length=32)
-    held_out_batches = [pt.mlm_collator(tokenizer, seed=1)(held_out.rows)]
-    trainer = train.Trainer(
-        model,
-        train.TrainConfig(max_steps=60, lr=3e-3, eval_every=30, progress=False, device="cpu"),
-        forward=pt.masked_lm_forward,
-        metrics=pt.masked_lm_metrics(),
+    history = pt.pretrain(
+        model, tokenizer, train_set, held_out, objective=objective, steps=60, eval_every=30, progress=False
     )
-    before = trainer.evaluate(held_out_batches)["mlm_loss"]
-    loader = train.make_loader(train_set, 32, shuffle=True, collate_fn=pt.mlm_collator(tokenizer))
-    history = trainer.fit(loader, held_out_batches)
-    assert history.eval_rows[-1]["val_mlm_loss"] < 0.9 * before  # 7.63 -> 6.54 when written
+    metric = "val_mlm_loss" if objective == "mlm" else "val_token_loss"
+    assert [row["step"] for row in history.eval_rows] == [0, 30, 60]
+    first, last = history.eval_rows[0][metric], history.eval_rows[-1][metric]
+    assert first == pytest.approx(math.log(tokenizer.vocab_size), rel=0.05)  # untrained: near uniform
+    assert last < 0.9 * first  # mlm 7.63 -> 6.54, clm 7.6 -> 6.3 when written
+    with pytest.raises(ValueError, match="objective"):
+        pt.pretrain(model, tokenizer, train_set, held_out, objective="nsp", steps=1)
+    if objective == "mlm":  # the held-out batches pretrain() scored: masked the same way every time
+        first = pt.held_out_batches(tokenizer, held_out, "mlm", seed=0)
+        assert torch.equal(first[0]["labels"], pt.held_out_batches(tokenizer, held_out, "mlm")[0]["labels"])
+        assert not torch.equal(
+            first[0]["labels"], pt.held_out_batches(tokenizer, held_out, seed=1)[0]["labels"]
+        )
+
+
+def test_fill_mask_and_sample_text(tokenizer):
+    torch.manual_seed(0)
+    bert = BertForPreTraining(zoo.tiny_bert_config(tokenizer.vocab_size, num_hidden_layers=1)).train()
+    guesses = pt.fill_mask(bert, tokenizer, ["a [MASK] film", "the dog [MASK] loudly"], top_k=3)
+    assert len(guesses) == 2 and all(len(g) == 3 and all(isinstance(t, str) for t in g) for g in guesses)
+    assert bert.training  # the mode is restored
+    with pytest.raises(ValueError, match="exactly one"):
+        pt.fill_mask(bert, tokenizer, ["no mask here"])
+    gpt = GPT2LMHeadModel(zoo.tiny_gpt_config(tokenizer.vocab_size, n_layer=1))
+    first = pt.sample_text(gpt, tokenizer, ["the movie"], max_new_tokens=5, seed=0)
+    assert first == pt.sample_text(gpt, tokenizer, ["the movie"], max_new_tokens=5, seed=0)
+    assert first[0].startswith("the movie") and len(first[0].split()) > 2
+
+
+def test_training_flops_counts_layers_and_the_used_output_projection(tokenizer):
+    model = BertForPreTraining(zoo.tiny_bert_config(tokenizer.vocab_size))
+    embeddings = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    layers = zoo.count_parameters(model) - embeddings
+    assert pt.training_flops(model, 1000, 0.0) == 6 * 1000 * layers
+    assert pt.training_flops(model, 1000, 0.15) == pytest.approx(6 * 1000 * (layers + 0.15 * 2000 * 128))
+
+
+def test_recipes_per_profile_and_the_cached_tiny_bert(tmp_path, monkeypatch):
+    assert pt.PretrainingRecipe.for_profile("quick").steps < pt.PretrainingRecipe.for_profile("full").steps
+    with pytest.raises(ValueError, match="profile"):
+        pt.PretrainingRecipe.for_profile("huge")
+    recipe = pt.PretrainingRecipe(vocab_size=800, hidden_size=32, steps=6, eval_every=3, held_out_size=40)
+    config = recipe.bert_config(800)
+    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size) == (32, 2, 128)
+    monkeypatch.setenv("METALIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(pt.PretrainingRecipe, "for_profile", classmethod(lambda cls, profile=None: recipe))
+    path = pt.tiny_bert_path()
+    run = pt.tiny_bert()
+    assert run.path == path and run.recipe == recipe and run.train_tokens > 1_000_000
+    assert [row["step"] for row in run.history.eval_rows] == [0, 3, 6]
+    mtime = (path / "run.json").stat().st_mtime
+    assert pt.tiny_bert_path() == path and (path / "run.json").stat().st_mtime == mtime  # not retrained
+    encoder, tok = zoo.load_encoder("tiny-bert-pretrained", device="cpu")
+    torch.testing.assert_close(
+        encoder.embeddings.word_embeddings.weight, run.model.bert.embeddings.word_embeddings.weight
+    )
+    assert tok.vocab_size == 800
+    torch.manual_seed(0)
+    scratch, _ = zoo.load_encoder("tiny-bert-scratch", num_labels=2, device="cpu", hidden_dropout_prob=0.1)
+    assert scratch.config.hidden_dropout_prob == 0.1 and scratch.config.num_labels == 2
+    assert not torch.equal(
+        scratch.bert.embeddings.word_embeddings.weight, run.model.bert.embeddings.word_embeddings.weight
+    )
+    other = pt.tiny_bert_path(dataclasses.replace(recipe, steps=3))  # another recipe: another entry
+    assert other != path

@@ -291,3 +291,36 @@ def test_predict_without_labels_and_history_per_fit():
     torch.testing.assert_close(logits, trainer.predict(val))
     scores = trainer.evaluate(make_loader(TensorDataset(x), batch_size=16))
     assert set(scores) == {"loss"} and scores["loss"] != scores["loss"]  # NaN: no labels, no loss
+
+
+def test_eval_at_start_records_the_untrained_model():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    model = torch.nn.Linear(4, 2)
+    loader = make_loader(TensorDataset(x, y), 16)
+    before = Trainer(model, TrainConfig(progress=False, device="cpu")).evaluate(loader)
+    config = TrainConfig(max_steps=4, eval_every=2, eval_at_start=True, progress=False, device="cpu")
+    history = Trainer(model, config).fit(loader, loader)
+    assert [row["step"] for row in history.eval_rows] == [0, 2, 4]
+    assert history.eval_rows[0]["val_loss"] == pytest.approx(before["loss"])
+
+
+def test_length_grouped_batches_are_homogeneous_reproducible_and_complete():
+    lengths = [int(x) for x in torch.randint(1, 60, (1003,), generator=torch.Generator().manual_seed(0))]
+    data = TensorDataset(torch.arange(1003))
+    loader = make_loader(data, 16, shuffle=True, seed=3, lengths=lengths)
+    batches = [batch[0].tolist() for batch in loader]
+    assert sorted(i for b in batches for i in b) == list(range(1003))  # each example once per epoch
+    assert [len(b) for b in batches[:-1]] == [16] * 62 and len(batches[-1]) == 11
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    plain = [batch[0].tolist() for batch in make_loader(data, 16, shuffle=True, seed=3)]
+    plain_spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain) / len(plain)
+    assert spread < 0.2 * plain_spread  # about 2 vs 50 tokens
+    assert batches == [
+        batch[0].tolist() for batch in make_loader(data, 16, shuffle=True, seed=3, lengths=lengths)
+    ]
+    loader.sampler.set_epoch(1)
+    assert [batch[0].tolist() for batch in loader] != batches
+    assert list(make_loader(data, 16, lengths=lengths).sampler) == list(range(1003))  # no shuffle: in order
+    with pytest.raises(ValueError, match="lengths"):
+        make_loader(data, 16, shuffle=True, lengths=lengths[:5])

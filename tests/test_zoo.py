@@ -137,3 +137,22 @@ def test_smollm2_concurrent_first_use_converts_once_and_matches_the_gguf(tmp_pat
         logits = reference(tokenizer("The movie was", return_tensors="pt")["input_ids"]).logits[0, -1]
     assert int(logits.argmax()) == results[0]["top"]
     torch.testing.assert_close(logits[:50], torch.tensor(results[0]["logits"]), rtol=1e-5, atol=1e-5)
+
+
+def test_embeddings_keep_input_order_and_are_cached(minilm, tmp_path, monkeypatch):
+    model, tokenizer = minilm
+    texts = ["a long, winding and ultimately rewarding film about grief", "dull", "a fine cast", "ok"]
+    together = embeddings.embed_texts(model, tokenizer, texts, batch_size=2)  # embedded by length
+    one_by_one = torch.cat([embeddings.embed_texts(model, tokenizer, [t]) for t in texts])
+    torch.testing.assert_close(together, one_by_one, atol=1e-5, rtol=1e-5)
+    monkeypatch.setenv("METALIB_CACHE", str(tmp_path))
+    cached = embeddings.cached_embeddings("minilm-l6", texts, max_length=128)
+    torch.testing.assert_close(cached, together, atol=1e-5, rtol=1e-5)
+    (entry,) = (tmp_path / "embeddings").glob("minilm-l6-*.safetensors")
+    mtime = entry.stat().st_mtime
+    again = embeddings.cached_embeddings("minilm-l6", texts, max_length=128)
+    assert torch.equal(again, cached) and entry.stat().st_mtime == mtime  # read, not recomputed
+    embeddings.cached_embeddings("minilm-l6", texts[:2], max_length=128)  # other texts: other entry
+    assert len(list((tmp_path / "embeddings").glob("*.safetensors"))) == 2
+    with pytest.raises(TypeError, match="sequence of strings"):
+        embeddings.cached_embeddings("minilm-l6", "one string")

@@ -1,6 +1,7 @@
 """Datasets and task samplers of the book: plain rows, index arrays and tensors.
 
-- :mod:`metalib.data.sentiment` — Rotten Tomatoes snippets, fresh vs rotten, movie-disjoint splits.
+- :mod:`metalib.data.sentiment` — Rotten Tomatoes snippets, fresh vs rotten (and review vs plot),
+  movie-disjoint splits.
 - :mod:`metalib.data.wordnet` — WordNet 3.0 glosses labelled with 45 supersenses, fixed class splits.
 - :mod:`metalib.data.episodes` — N-way K-shot episodes over any labelled rows.
 - :mod:`metalib.data.sine` — the sinusoid regression tasks of Finn et al. 2017 (imports torch).
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
         corpus_path,
         leakage_report,
         rotten_tomatoes,
+        rotten_tomatoes_subjectivity,
     )
     from metalib.data.sine import SineBatch, SineTasks, sine, sine_evaluation_set
     from metalib.data.wordnet import (
@@ -39,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "corpus_path": "sentiment",
     "leakage_report": "sentiment",
     "rotten_tomatoes": "sentiment",
+    "rotten_tomatoes_subjectivity": "sentiment",
     "SineBatch": "sine",
     "SineTasks": "sine",
     "sine": "sine",
@@ -64,6 +67,7 @@ __all__ = [
     "find_wordnet_dir",
     "leakage_report",
     "rotten_tomatoes",
+    "rotten_tomatoes_subjectivity",
     "sine",
     "sine_evaluation_set",
     "wordnet_supersenses",
