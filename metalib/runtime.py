@@ -23,8 +23,9 @@ import hashlib
 import json
 import os
 import random
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -224,6 +225,25 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def build_once(entry: str | os.PathLike[str], marker: str, build: Callable[[Path], None], what: str) -> Path:
+    """The cache directory ``entry``, built by ``build(tmp_dir)`` unless ``entry / marker`` exists.
+
+    Under :func:`file_lock` (a second process waits, then finds the finished entry), after
+    :func:`recover_interrupted`, into a temporary directory that :func:`atomic_path` moves in only
+    when ``build`` returns; ``build`` writes ``marker`` last. Prints ``metalib: <what> into <entry>
+    (once)`` to stderr before building.
+    """
+    entry = Path(entry)
+    with file_lock(entry):
+        recover_interrupted(entry)
+        if not (entry / marker).exists():
+            print(f"metalib: {what} into {entry} (once)", file=sys.stderr, flush=True)
+            with atomic_path(entry) as tmp:
+                tmp.mkdir()
+                build(tmp)
+    return entry
 
 
 def recover_interrupted(path: str | os.PathLike[str]) -> None:

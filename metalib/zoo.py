@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import importlib.metadata
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,17 +157,8 @@ def smollm2_path() -> Path:
         converter=(transformers.__version__, importlib.metadata.version("gguf")),
     )
     entry = runtime.cache_dir() / "zoo" / f"smollm2-135m-instruct-{key}"
-    with runtime.file_lock(entry):
-        runtime.recover_interrupted(entry)
-        if not (entry / "config.json").exists():
-            print(
-                f"metalib: converting {gguf.name} to float32 safetensors in {entry} (once, ~30 s)",
-                file=sys.stderr,
-                flush=True,
-            )
-            with runtime.atomic_path(entry) as tmp:
-                _convert_gguf(gguf, tmp)
-    return entry
+    what = f"converting {gguf.name} to float32 (~30 s)"
+    return runtime.build_once(entry, "config.json", lambda tmp: _convert_gguf(gguf, tmp), what)
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:

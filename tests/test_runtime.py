@@ -166,3 +166,25 @@ def test_interrupted_directory_replacement_keeps_the_old_copy(tmp_path, monkeypa
     (tmp_path / ".ckpt.old").mkdir()
     runtime.recover_interrupted(folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_build_once_builds_a_directory_once_and_never_leaves_a_half_one(tmp_path, capsys):
+    calls = []
+
+    def build(tmp):
+        calls.append(tmp)
+        (tmp / "weights.bin").write_bytes(b"1234")
+        (tmp / "done.json").write_text("{}")
+
+    entry = runtime.build_once(tmp_path / "model-abc", "done.json", build, "making a model")
+    assert entry == tmp_path / "model-abc" and (entry / "weights.bin").read_bytes() == b"1234"
+    assert "metalib: making a model into" in capsys.readouterr().err
+    assert runtime.build_once(entry, "done.json", build, "making a model") == entry and len(calls) == 1
+
+    def broken(tmp):
+        (tmp / "weights.bin").write_bytes(b"half")
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        runtime.build_once(tmp_path / "other", "done.json", broken, "failing")
+    assert not (tmp_path / "other").exists() and not list(tmp_path.glob(".other*"))

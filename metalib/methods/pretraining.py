@@ -18,7 +18,6 @@ import json
 import math
 import random
 import re
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -528,27 +527,21 @@ def tiny_bert_path(recipe: PretrainingRecipe | None = None) -> Path:
         recipe=asdict(recipe), version=_TINY_BERT_RECIPE_VERSION, transformers=transformers.__version__
     )
     entry = runtime.cache_dir() / "zoo" / f"tiny-bert-{key}"
-    with runtime.file_lock(entry):
-        runtime.recover_interrupted(entry)
-        if not (entry / "run.json").exists():
-            print(
-                f"metalib: pretraining the tiny BERT ({recipe.steps} steps) into {entry} (once)",
-                file=sys.stderr,
-                flush=True,
-            )
-            run = pretrain_tiny_bert(recipe)
-            with runtime.atomic_path(entry) as tmp:
-                run.model.save_pretrained(tmp)
-                run.tokenizer.save_pretrained(tmp)
-                info = {
-                    "recipe": asdict(recipe),
-                    "seconds": run.seconds,
-                    "train_tokens": run.train_tokens,
-                    "train_rows": run.history.train_rows,
-                    "eval_rows": run.history.eval_rows,
-                }
-                (tmp / "run.json").write_text(json.dumps(info, indent=1))
-    return entry
+
+    def build(tmp: Path) -> None:
+        run = pretrain_tiny_bert(recipe)
+        run.model.save_pretrained(tmp)
+        run.tokenizer.save_pretrained(tmp)
+        info = {
+            "recipe": asdict(recipe),
+            "seconds": run.seconds,
+            "train_tokens": run.train_tokens,
+            "train_rows": run.history.train_rows,
+            "eval_rows": run.history.eval_rows,
+        }
+        (tmp / "run.json").write_text(json.dumps(info, indent=1))  # written last: marks the entry done
+
+    return runtime.build_once(entry, "run.json", build, f"pretraining the tiny BERT ({recipe.steps} steps)")
 
 
 def tiny_bert(recipe: PretrainingRecipe | None = None) -> PretrainingRun:

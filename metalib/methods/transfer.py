@@ -469,7 +469,6 @@ def sentiment_classifier_path(recipe: ClassifierRecipe | None = None, progress: 
     version of this code; several processes may call it at once (one trains, the others wait).
     """
     import json
-    import sys
     import time
     from dataclasses import asdict
 
@@ -486,12 +485,9 @@ def sentiment_classifier_path(recipe: ClassifierRecipe | None = None, progress: 
         source=zoo.encoder_source(recipe.model),
         transformers=transformers.__version__,
     )
-    entry = runtime.cache_dir() / "zoo" / f"{recipe.model}-sentiment-{key}"
-    with runtime.file_lock(entry):
-        runtime.recover_interrupted(entry)
-        if (entry / "run.json").exists():
-            return entry
-        print(f"metalib: fine-tuning {recipe.model} for sentiment into {entry} (once)", file=sys.stderr)
+    entry = runtime.cache_dir() / "zoo" / f"{Path(recipe.model).name}-sentiment-{key}"
+
+    def build(tmp: Path) -> None:
         splits = rotten_tomatoes(seed=0)
         rows = stratified_subset(splits.train.labels, recipe.n_train, recipe.seed)
         train = ([splits.train.texts[i] for i in rows], [splits.train.labels[i] for i in rows])
@@ -517,21 +513,22 @@ def sentiment_classifier_path(recipe: ClassifierRecipe | None = None, progress: 
             batch_size=recipe.batch_size,
             max_length=recipe.max_length,
             seed=recipe.seed,
+            group_by_length=True,
         )
         seconds = time.perf_counter() - start
         scores = {}
         for name, split in (("val", splits.val), ("test", splits.test)):
             predicted = predict_logits(trainer, tokenizer, split.texts, recipe.max_length).argmax(-1)
             scores[name] = vars(accuracy_estimate((predicted == torch.tensor(split.labels)).tolist()))
-        with runtime.atomic_path(entry) as tmp:
-            trainer.unwrapped_model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            info = {
-                "recipe": asdict(recipe),
-                "seconds": seconds,
-                "train_rows": trainer.history.train_rows,
-                "eval_rows": trainer.history.eval_rows,
-                **{f"{name}_accuracy": score for name, score in scores.items()},
-            }
-            (tmp / "run.json").write_text(json.dumps(info, indent=1))
-    return entry
+        trainer.unwrapped_model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        info = {
+            "recipe": asdict(recipe),
+            "seconds": seconds,
+            "train_rows": trainer.history.train_rows,
+            "eval_rows": trainer.history.eval_rows,
+            **{f"{name}_accuracy": score for name, score in scores.items()},
+        }
+        (tmp / "run.json").write_text(json.dumps(info, indent=1))  # written last: marks the entry done
+
+    return runtime.build_once(entry, "run.json", build, f"fine-tuning {recipe.model} for sentiment")
