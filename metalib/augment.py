@@ -102,7 +102,7 @@ def wordnet_synonyms() -> dict[str, tuple[str, ...]]:
     Words whose synsets hold no other single-word lemma do not appear.
 
     Measured on WordNet 3.0: 49,065 words have synonyms; building takes about 0.9 s on 2 CPU cores
-    (half of it parsing WordNet with :func:`metalib.data.wordnet_supersenses`); memoised, so later
+    (half of it parsing WordNet with :func:`metalib.data.wordnet.wordnet_supersenses`); memoised, so later
     calls are free. The returned dict is shared: do not modify it.
 
     Raises:

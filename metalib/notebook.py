@@ -23,3 +23,16 @@ def show_source(obj: Any) -> Any:
     from IPython.display import Markdown
 
     return Markdown(source_markdown(obj))
+
+
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """``myst_nb.glue`` for a number computed in a notebook, with NumPy scalars turned into Python ones.
+
+    NumPy 2 shows a scalar as ``np.float64(0.63)``, which myst-nb cannot format in a
+    ``{glue:text}`name:.3f``` role; ``value.item()`` gives the plain ``0.63``.
+    """
+    from myst_nb import glue as myst_glue
+
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    myst_glue(name, value, display=display)

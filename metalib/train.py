@@ -109,7 +109,7 @@ class TrainConfig:
     eval_every: int | None = None
     """evaluate every this many steps (or None for the end of every epoch)"""
     eval_at_start: bool = False
-    """also evaluate before the first step (a step-0 row: curves start from the untrained model)"""
+    """also evaluate before the first step, so that curves start from the untrained model (step 0)"""
     log_every: int = 10
     """record the (averaged) training loss every this many steps"""
     monitor: str = "val_loss"

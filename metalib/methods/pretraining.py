@@ -428,7 +428,7 @@ class PretrainingRecipe:
     warmup_ratio: float = 0.05
     eval_every: int = 100
     mlm_probability: float = 0.3
-    """share of tokens chosen as MLM targets in training (BERT: 0.15; held-out is scored at 0.15)"""
+    """share of tokens chosen as MLM targets in training (0.15 in BERT, and always 0.15 for held-out text)"""
     held_out_size: int = 1000
     seed: int = 0
 
