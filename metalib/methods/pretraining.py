@@ -364,7 +364,7 @@ def fill_mask(model, tokenizer, texts: Sequence[str], top_k: int = 3) -> list[li
     """
     enc = tokenizer(list(texts), padding=True, return_tensors="pt").to(next(model.parameters()).device)
     masked = enc["input_ids"] == tokenizer.mask_token_id  # (B, T)
-    if not torch.equal(masked.sum(1), torch.ones(len(texts), dtype=torch.long, device=masked.device)):
+    if (masked.sum(1) != 1).any():
         raise ValueError("each text needs exactly one [MASK]")
     was_training = model.training
     model.eval()
