@@ -258,3 +258,39 @@ def test_steps_for_and_linear_probe():
     probe = tr.linear_probe(x[:200], y[:200], x[200:300], y[200:300], cs=(1e-4, 10.0))
     assert probe.C == 10.0  # C=1e-4 shrinks the weights to nothing: worse on validation
     assert probe.score(x[300:], y[300:]) > 0.9
+
+
+def test_mean_pool_classifier_from_a_probe_predicts_like_the_probe(tokenizer):
+    from sklearn.linear_model import LogisticRegression
+
+    from metalib.embeddings import embed_texts
+
+    torch.manual_seed(0)
+    config = zoo.tiny_bert_config(len(tokenizer), num_hidden_layers=1, hidden_dropout_prob=0.0)
+    encoder = BertModel(config, add_pooling_layer=False).eval()
+    features = embed_texts(encoder, tokenizer, TEXTS, max_length=32).numpy()  # unit length, (6, H)
+    labels = [1, 0, 1, 1, 0, 1]
+    batch = _batch(tokenizer, tasks=[0] * 6, labels=labels)
+    batch.pop("task")
+    for y in (labels, [0, 1, 2, 2, 1, 0]):  # binary (one weight row) and three classes
+        probe = LogisticRegression(C=10.0, max_iter=1000).fit(features, y)
+        model = tr.MeanPoolClassifier(encoder, num_labels=len(set(y))).init_head_from_probe(probe).eval()
+        out = model(**{**batch, "labels": torch.tensor(y)})
+        expected = torch.tensor(probe.predict_proba(features), dtype=torch.float32)
+        torch.testing.assert_close(out.logits.softmax(-1), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, torch.tensor(y)))
+    with pytest.raises(ValueError, match="do not fit"):
+        tr.MeanPoolClassifier(encoder, num_labels=4).init_head_from_probe(probe)
+    with pytest.raises(ValueError, match="num_labels"):
+        tr.MeanPoolClassifier(encoder, num_labels=1)
+    unnormalised = tr.MeanPoolClassifier(encoder, num_labels=2, normalize=False).eval()
+    pooled = mean_pool(
+        encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0],
+        batch["attention_mask"],
+    )
+    torch.testing.assert_close(unnormalised(**batch).logits, unnormalised.head(pooled))
+    assert unnormalised.get_input_embeddings() is encoder.get_input_embeddings()
+    assert {id(p) for p in unnormalised.parameters()} >= {
+        id(unnormalised.head.weight),
+        id(encoder.embeddings.word_embeddings.weight),
+    }

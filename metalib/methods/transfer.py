@@ -4,6 +4,7 @@ The pieces of the transfer-learning chapter, each usable alone with :class:`meta
 :class:`TokenizedTexts` and :func:`pad_collator` feed a classifier with dynamically padded batches;
 :func:`stratified_subset` draws the training sets of a learning curve, :func:`learning_curve`,
 :func:`summarize_curve` and :func:`plot_learning_curves` run, summarise and draw it across seeds;
+:class:`MeanPoolClassifier` fine-tunes the probe's own model (probe-initialised: LP-FT), and
 :class:`MultiTaskClassifier` shares one encoder between a main task and auxiliary tasks.
 
 Example:
@@ -15,6 +16,7 @@ Example:
 References:
     Howard and Ruder 2018, "Universal language model fine-tuning for text classification".
     Caruana 1997, "Multitask learning".
+    Kumar et al. 2022, "Fine-tuning can distort pretrained features and underperform out-of-distribution".
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "ClassifierRecipe",
     "linear_probe",
     "steps_for",
+    "MeanPoolClassifier",
     "MultiTaskClassifier",
     "sentiment_classifier_path",
     "fine_tune",
@@ -328,6 +331,78 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], ax=None, baseline: flo
     ax.set(xlabel="training examples (log scale)", ylabel="test accuracy")
     ax.legend()
     return ax
+
+
+class MeanPoolClassifier(torch.nn.Module):
+    """An encoder, mean-pooled and (optionally) scaled to unit length, then one linear head.
+
+    This is exactly the linear probe's model — :func:`metalib.embeddings.embed_texts` features and a
+    linear layer — with the encoder's weights trainable too. :meth:`init_head_from_probe` copies a
+    fitted probe into the head, so fine-tuning starts where the probe ended: LP-FT (Kumar et al. 2022,
+    "Fine-tuning can distort pretrained features"). A random head sends large, random gradients into
+    the encoder during the first steps; a probe-initialised one does not.
+
+    Args:
+        encoder: a bare transformers encoder returning ``last_hidden_state`` (B, T, H).
+        num_labels: classes C.
+        normalize: scale the pooled vector to unit length (as sentence-transformers models and
+            :func:`metalib.embeddings.embed_texts` do).
+        dropout: on the pooled vector, before the head.
+    """
+
+    def __init__(
+        self, encoder: PreTrainedModel, num_labels: int = 2, normalize: bool = True, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if num_labels < 2:
+            raise ValueError(f"num_labels must be >= 2, got {num_labels}")
+        self.encoder = encoder
+        self.normalize = normalize
+        self.dropout = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        """The encoder's word embeddings."""
+        return self.encoder.get_input_embeddings()
+
+    @torch.no_grad()
+    def init_head_from_probe(self, probe: Any) -> MeanPoolClassifier:
+        """Copy a fitted scikit-learn linear classifier (``coef_`` (1 or C, H), ``intercept_``) into the head.
+
+        A binary probe has one weight row ``w`` (class 1 against class 0); the head gets rows ``0`` and
+        ``w``, which give the same softmax probabilities. Returns ``self``.
+        """
+        coef = torch.as_tensor(np.asarray(probe.coef_), dtype=self.head.weight.dtype)
+        bias = torch.as_tensor(np.asarray(probe.intercept_), dtype=self.head.bias.dtype)
+        num_labels, hidden = self.head.weight.shape
+        if coef.shape[0] == 1 and num_labels == 2:
+            coef, bias = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros_like(bias), bias])
+        if tuple(coef.shape) != (num_labels, hidden):
+            raise ValueError(
+                f"probe weights of shape {tuple(coef.shape)} do not fit a head of {(num_labels, hidden)}"
+            )
+        self.head.weight.copy_(coef)
+        self.head.bias.copy_(bias)
+        return self
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> SequenceClassifierOutput:
+        """Shapes: ``input_ids``, ``attention_mask``, ``token_type_ids`` (B, T); ``labels`` (B,).
+        Returns ``logits`` (B, C) and, given labels, the mean cross-entropy as ``loss``."""
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        pooled = mean_pool(self.encoder(**kwargs).last_hidden_state, attention_mask)  # (B, H)
+        if self.normalize:
+            pooled = F.normalize(pooled, dim=-1)
+        logits = self.head(self.dropout(pooled))  # (B, C)
+        loss = None if labels is None else F.cross_entropy(logits.float(), labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
 @dataclass
