@@ -1,0 +1,148 @@
+"""Prompting SmolLM2 for classification: templates, verbalizers, batched scoring, parsing, calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from metalib import zoo
+from metalib.methods import prompting as pr
+
+SENTIMENT = pr.Verbalizer((("negative",), ("positive",)))
+PLAIN = pr.PromptTemplate(
+    "statement", "Classify the movie review.", "{text}\nThe sentiment of this review is"
+)
+CHAT = pr.PromptTemplate("question", "Is this review positive or negative?", "Review: {text}", chat=True)
+TEXTS = ["a fine film", "dull, lifeless and far too long", "I loved every minute of this wonderful comedy"]
+
+
+@pytest.fixture(scope="module")
+def lm():
+    torch.manual_seed(0)
+    return zoo.load_causal_lm("smollm2-135m-instruct", device="cpu")
+
+
+def reference_scores(model, tokenizer, prompts, answers):
+    """The definition, one prompt and one answer at a time: full forward pass, no cache, no padding."""
+    rows = []
+    for prompt in prompts:
+        ids = tokenizer(prompt)["input_ids"]
+        per_label = []
+        for group in answers:
+            total = []
+            for answer in group:
+                tail = tokenizer(answer, add_special_tokens=False)["input_ids"]
+                with torch.no_grad():
+                    lp = model(torch.tensor([ids + tail])).logits[0].log_softmax(-1)  # (T, V)
+                total.append(sum(lp[len(ids) - 1 + j, t] for j, t in enumerate(tail)))
+            per_label.append(torch.stack(total).logsumexp(0))
+        rows.append(torch.stack(per_label))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("template", [PLAIN, CHAT], ids=["plain", "chat"])
+def test_batched_scores_equal_one_at_a_time(lm, template):
+    model, tokenizer = lm
+    # Two words for one label, one of them two tokens long; a demonstration lengthens the shared prefix.
+    verbalizer = pr.Verbalizer((("negative", "body part"), ("positive",)))
+    prompts = template.render(tokenizer, TEXTS, verbalizer, demonstrations=[("great", 1)])
+    answers = template.answers(verbalizer)
+    assert any(len(tokenizer(a, add_special_tokens=False)["input_ids"]) > 1 for g in answers for a in g)
+    expected = reference_scores(model, tokenizer, prompts, answers)
+    for share_prefix, batch_size in [(True, 2), (False, 3)]:
+        got = pr.score_labels(
+            model, tokenizer, prompts, answers, batch_size=batch_size, share_prefix=share_prefix
+        )
+        assert got.shape == (len(TEXTS), 2)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("prefix", ["", "Say positive or negative.\n"], ids=["no-prefix", "prefix"])
+def test_left_padding_single_token_answers(lm, prefix):
+    """Rows of different lengths padded on the left, one-token answers (no continuation pass)."""
+    model, tokenizer = lm
+    prompts = [prefix + p for p in ("Hello", "The sentiment of the review 'a dull, long film' is", "awful")]
+    answers = [[" negative"], [" positive"]]
+    got = pr.score_labels(model, tokenizer, prompts, answers, batch_size=3)
+    torch.testing.assert_close(got, reference_scores(model, tokenizer, prompts, answers), atol=1e-4, rtol=0)
+
+
+def test_scores_follow_the_sentiment(lm):
+    model, tokenizer = lm
+    prompts = PLAIN.render(tokenizer, [TEXTS[2], TEXTS[1]], SENTIMENT)  # loved it / dull
+    scores = pr.score_labels(model, tokenizer, prompts, PLAIN.answers(SENTIMENT))
+    margin = scores[:, 1] - scores[:, 0]  # log p(positive) - log p(negative)
+    assert margin[0] > margin[1] + 1.0
+
+
+def test_plain_render_and_answers(lm):
+    _, tokenizer = lm
+    template = pr.PromptTemplate("t", "Rate it.", "Review: {text}\nSentiment:")
+    (prompt,) = template.render(tokenizer, ["ok film"], SENTIMENT, demonstrations=[("great", 1), ("bad", 0)])
+    assert prompt == (
+        "Rate it.\n\nReview: great\nSentiment: positive\n\nReview: bad\nSentiment: negative\n\n"
+        "Review: ok film\nSentiment:"
+    )
+    assert template.answers(SENTIMENT) == [[" negative"], [" positive"]]
+    assert CHAT.answers(SENTIMENT) == [["negative"], ["positive"]]
+    with pytest.raises(ValueError, match="text"):
+        pr.PromptTemplate("bad", "", "no placeholder")
+    with pytest.raises(TypeError):
+        template.render(tokenizer, "one string", SENTIMENT)
+
+
+def test_chat_render_uses_turns(lm):
+    _, tokenizer = lm
+    (prompt,) = CHAT.render(tokenizer, ["ok film"], SENTIMENT, demonstrations=[("great", 1)])
+    assert prompt.endswith("<|im_start|>user\nReview: ok film<|im_end|>\n<|im_start|>assistant\n")
+    assert "<|im_start|>assistant\npositive<|im_end|>" in prompt
+    assert prompt.count(CHAT.instruction) == 1 and prompt.index(CHAT.instruction) < prompt.index("great")
+
+
+def test_verbalizer_validation():
+    with pytest.raises(ValueError, match="words"):
+        pr.Verbalizer((("positive",),))
+    with pytest.raises(ValueError, match="words"):
+        pr.Verbalizer((("positive",), ()))
+    assert pr.Verbalizer((("a",), ("b", "c"))).num_labels == 2
+
+
+def test_sample_demonstrations_seeded_distinct_and_ordered():
+    labels = [0, 1] * 10
+    a, b = pr.sample_demonstrations(labels, 8, seed=1), pr.sample_demonstrations(labels, 8, seed=1)
+    assert np.array_equal(a, b) and len(set(a.tolist())) == 8
+    draws = {tuple(pr.sample_demonstrations(labels, 8, seed=s)) for s in range(5)}
+    assert len(draws) == 5
+    assert len(pr.sample_demonstrations(labels, 0, seed=0)) == 0
+    with pytest.raises(ValueError, match="k=21"):
+        pr.sample_demonstrations(labels, 21, seed=0)
+
+
+def test_parse_answers_counts_failures():
+    texts = ["Positive.", " negative\n\nThe movie", "The review is positive and appreciative",
+             "I am not sure", "positive or negative", "positively charming"]  # fmt: skip
+    parsed = pr.parse_answers(texts, SENTIMENT)
+    assert parsed.tolist() == [1, 0, 1, -1, -1, -1]
+    assert (parsed == -1).sum() == 3
+
+
+def test_calibrate_matches_hand_computation():
+    scores = torch.tensor([[0.7, 0.3], [0.8, 0.2]]).log()
+    prior = torch.tensor([0.8, 0.2])
+    calibrated = pr.calibrate(scores, prior)
+    w_p = torch.tensor([0.7 / 0.8, 0.3 / 0.2])  # W p with W = diag(p_cf)^-1
+    torch.testing.assert_close(calibrated[0], w_p / w_p.sum())
+    torch.testing.assert_close(calibrated[1], torch.tensor([0.5, 0.5]))  # the prior itself → uniform
+    assert calibrated[0].argmax() == 1 and scores[0].argmax() == 0  # the decision flips
+
+
+def test_content_free_prior_and_generation(lm):
+    model, tokenizer = lm
+    prior = pr.content_free_prior(model, tokenizer, PLAIN, SENTIMENT)
+    assert prior.shape == (2,) and abs(prior.sum().item() - 1) < 1e-5 and (prior > 0).all()
+    prompts = CHAT.render(tokenizer, TEXTS[:2], SENTIMENT)
+    together = pr.generate_answers(model, tokenizer, prompts, max_new_tokens=3, batch_size=2)
+    alone = [pr.generate_answers(model, tokenizer, [p], max_new_tokens=3)[0] for p in prompts]
+    assert together == alone and all(isinstance(t, str) and t for t in together)
+    assert tokenizer.padding_side == "right"  # restored
