@@ -4,4 +4,7 @@
 - :mod:`metalib.methods.transfer` — tokenised datasets, nested subsets, learning curves, multi-task heads.
 - :mod:`metalib.methods.prompting` — templates, verbalizers, batched label scoring, calibration.
 - :mod:`metalib.methods.contrastive` — InfoNCE, and zero-shot classification by label descriptions.
+- :mod:`metalib.methods.maml` — functional MAML, FOMAML, MetaSGD and ANIL with ``torch.func``.
+- :mod:`metalib.methods.protonet` — prototypes, distance logits, an episodically trained head.
+- :mod:`metalib.methods.fewshot_heads` — the few-shot head: MAML, multi-task, or fitted on the support set.
 """

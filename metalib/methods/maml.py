@@ -68,11 +68,11 @@ class MAMLConfig:
     steps: int = 1
     """inner SGD steps per task during meta-training (0 = plain multi-task training)"""
     first_order: bool = False
-    """FOMAML: ignore second derivatives (cheaper, usually a little worse)"""
+    """ignore second derivatives, as FOMAML does (cheaper, usually a little worse)"""
     learn_inner_lr: bool = False
-    """MetaSGD: learn one inner learning rate per parameter entry"""
+    """learn one inner learning rate per parameter entry, as MetaSGD does"""
     adapted: tuple[str, ...] | None = None
-    """ANIL: names or module prefixes of the parameters the inner loop updates, e.g. ``("head",)``;
+    """names or module prefixes of the parameters the inner loop updates, e.g. ``("head",)`` for ANIL;
     None adapts every trainable parameter"""
 
     def __post_init__(self) -> None:
@@ -325,6 +325,7 @@ class MAML(nn.Module):
             )
 
     def forward(self, *args, **kwargs):
+        """The wrapped model with its current (meta-learned) parameters."""
         return self.model(*args, **kwargs)
 
     def params(self) -> Params:
