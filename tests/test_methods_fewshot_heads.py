@@ -20,13 +20,7 @@ from metalib.methods.fewshot_heads import (
 )
 from metalib.methods.maml import MAML, MAMLConfig
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny ops: 2 threads are slower (see conftest)
 
 
 def clusters(n_classes: int = 24, per_class: int = 20, dim: int = 12, noise: float = 0.5, seed: int = 0):

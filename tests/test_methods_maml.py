@@ -13,14 +13,7 @@ from torch.func import functional_call
 from metalib.data.sine import SineBatch, SineTasks, sine_evaluation_set
 from metalib.methods.maml import MAML, MAMLConfig, adapt, adaptation_losses, maml_loss
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops: a second intra-op thread only adds contention (12x slower on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny ops: 2 threads are slower (see conftest)
 
 
 def mlp(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Sequential:

@@ -19,13 +19,7 @@ from metalib.methods.protonet import (
     train_protonet,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny ops: 2 threads are slower (see conftest)
 
 
 def test_prototypes_are_class_means_per_episode() -> None:
