@@ -31,3 +31,10 @@ def test_reexports_resolve() -> None:
 def test_unknown_name() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         metalib.data.nope  # noqa: B018
+
+
+def test_sine_is_the_module_whichever_import_comes_first() -> None:
+    for first in ("from metalib import data; data.sine", "import metalib.data.sine"):
+        code = f"{first}; from metalib import data; print(callable(data.sine.sine), data.sine.__name__)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert out.stdout.split() == ["True", "metalib.data.sine"], first

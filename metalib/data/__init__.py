@@ -7,6 +7,8 @@
 - :mod:`metalib.data.sine` — the sinusoid regression tasks of Finn et al. 2017 (imports torch).
 
 ``import metalib.data`` imports none of them; each name below loads its module on first use.
+``metalib.data.sine`` is always the module (its function is ``metalib.data.sine.sine``): a
+submodule and a re-exported function of the same name cannot share one attribute.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
         rotten_tomatoes,
         rotten_tomatoes_subjectivity,
     )
-    from metalib.data.sine import SineBatch, SineTasks, sine, sine_evaluation_set
+    from metalib.data.sine import SineBatch, SineTasks, sine_evaluation_set
     from metalib.data.wordnet import (
         LEXNAMES,
         SupersenseData,
@@ -44,7 +46,6 @@ _EXPORTS: dict[str, str] = {
     "rotten_tomatoes_subjectivity": "sentiment",
     "SineBatch": "sine",
     "SineTasks": "sine",
-    "sine": "sine",
     "sine_evaluation_set": "sine",
     "LEXNAMES": "wordnet",
     "SupersenseData": "wordnet",
@@ -68,13 +69,17 @@ __all__ = [
     "leakage_report",
     "rotten_tomatoes",
     "rotten_tomatoes_subjectivity",
-    "sine",
     "sine_evaluation_set",
     "wordnet_supersenses",
 ]
 
 
+_SUBMODULES = ("episodes", "sentiment", "sine", "wordnet")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"metalib.data.{name}")
     if name in _EXPORTS:
         module = importlib.import_module(f"metalib.data.{_EXPORTS[name]}")
         return getattr(module, name)

@@ -268,7 +268,8 @@ def adaptation_losses(
     """Test-time evaluation: each task's query loss after 0, 1, 5, 10 ... steps on its support set.
 
     Runs without building a graph for a meta-gradient. With ``loss_fn=F.mse_loss`` on
-    :func:`metalib.data.sine.sine_evaluation_set` this is the MSE of Finn et al. 2017, Table 2.
+    :func:`metalib.data.sine.sine_evaluation_set` this is the MSE that Finn et al. 2017 plot
+    against steps (their Figure 3).
 
     Shapes:
         batch as in :func:`maml_loss`; returns ``{n_steps: losses (T,)}`` (use ``.mean()``).
