@@ -333,6 +333,19 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], ax=None, baseline: flo
     return ax
 
 
+def _pooled_encoding(
+    encoder: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    token_type_ids: torch.Tensor | None,
+) -> torch.Tensor:
+    """The encoder's mean-pooled last hidden state (B, H) of a padded batch (B, T)."""
+    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = token_type_ids
+    return mean_pool(encoder(**kwargs).last_hidden_state, attention_mask)
+
+
 class MeanPoolClassifier(torch.nn.Module):
     """An encoder, mean-pooled and (optionally) scaled to unit length, then one linear head.
 
@@ -394,10 +407,7 @@ class MeanPoolClassifier(torch.nn.Module):
     ) -> SequenceClassifierOutput:
         """Shapes: ``input_ids``, ``attention_mask``, ``token_type_ids`` (B, T); ``labels`` (B,).
         Returns ``logits`` (B, C) and, given labels, the mean cross-entropy as ``loss``."""
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        pooled = mean_pool(self.encoder(**kwargs).last_hidden_state, attention_mask)  # (B, H)
+        pooled = _pooled_encoding(self.encoder, input_ids, attention_mask, token_type_ids)  # (B, H)
         if self.normalize:
             pooled = F.normalize(pooled, dim=-1)
         logits = self.head(self.dropout(pooled))  # (B, C)
@@ -474,11 +484,9 @@ class MultiTaskClassifier(torch.nn.Module):
             ``task_weights[task_i]`` times row ``i``'s cross-entropy under its own task's head; and
             ``task_logits`` (B, max(num_labels)), each row's own head, padded (see the class docstring).
         """
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**kwargs).last_hidden_state  # (B, T, H)
-        pooled = self.dropout(mean_pool(hidden, attention_mask))  # (B, H)
+        pooled = self.dropout(
+            _pooled_encoding(self.encoder, input_ids, attention_mask, token_type_ids)
+        )  # (B, H)
         if task is None:
             task = torch.zeros(len(input_ids), dtype=torch.long, device=input_ids.device)
         if task.numel() and (task.min() < 0 or task.max() >= len(self.heads)):
