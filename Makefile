@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BOOK_FLAGS := -W -n --keep-going
 NB_TIMEOUT ?= 600
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 1
 
 .PHONY: setup book test lint unit notebooks book-check bench clean
 
@@ -33,7 +33,7 @@ lint:
 unit:  ## unit tests of metalib, with coverage
 	$(PY) -m pytest tests --cov=metalib --cov-report=term --cov-fail-under=85 -p no:cacheprovider
 
-notebooks:  ## every notebook, quick profile, in parallel (pytest's exit 5, "no tests", cannot happen: checked first)
+notebooks:  ## every notebook, quick profile, one at a time so each chapter's run-time check sees an unshared machine (pytest's exit 5, "no tests", cannot happen: checked first)
 	@ls notebooks/*.ipynb >/dev/null 2>&1 || { echo "no notebooks found under notebooks/"; exit 1; }
 	METALIB_PROFILE=quick $(PY) -m pytest --nbmake notebooks --nbmake-timeout=$(NB_TIMEOUT) \
 		-n $(PYTEST_WORKERS) -p no:cacheprovider
