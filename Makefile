@@ -30,8 +30,8 @@ lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check metalib tests tools benchmarks
 
-unit:  ## unit tests of metalib, with coverage
-	$(PY) -m pytest tests --cov=metalib --cov-report=term --cov-fail-under=85 -p no:cacheprovider
+unit:  ## unit tests of metalib and the examples in its docstrings, with coverage
+	$(PY) -m pytest tests metalib --doctest-modules --cov=metalib --cov-report=term --cov-fail-under=85 -p no:cacheprovider
 
 notebooks:  ## every notebook, quick profile, one at a time so each chapter's run-time check sees an unshared machine (pytest's exit 5, "no tests", cannot happen: checked first)
 	@ls notebooks/*.ipynb >/dev/null 2>&1 || { echo "no notebooks found under notebooks/"; exit 1; }

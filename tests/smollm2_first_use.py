@@ -8,11 +8,14 @@ import torch
 
 from metalib import zoo
 
-model, tokenizer = zoo.load_causal_lm("smollm2-135m-instruct", device="cpu")
-ids = tokenizer("The movie was", return_tensors="pt")["input_ids"]
-with torch.no_grad():
-    logits = model(ids).logits[0, -1]
-print(
-    json.dumps({"path": str(zoo.smollm2_path()), "logits": logits[:50].tolist(), "top": int(logits.argmax())})
-)
-sys.stdout.flush()
+if __name__ == "__main__":  # a script, not a test module (pytest --doctest-modules imports it)
+    model, tokenizer = zoo.load_causal_lm("smollm2-135m-instruct", device="cpu")
+    ids = tokenizer("The movie was", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = model(ids).logits[0, -1]
+    print(
+        json.dumps(
+            {"path": str(zoo.smollm2_path()), "logits": logits[:50].tolist(), "top": int(logits.argmax())}
+        )
+    )
+    sys.stdout.flush()

@@ -171,7 +171,13 @@ def sample_demonstrations(labels: Sequence[int], k: int, seed: int) -> np.ndarra
     return np.random.default_rng(seed).choice(len(labels), size=k, replace=False).astype(np.int64)
 
 
-def _common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """How many leading token ids all ``sequences`` share, leaving every sequence >= 1 token of its own.
+
+    Example:
+        >>> common_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]])
+        2
+    """
     first = sequences[0]
     length = min(len(s) for s in sequences) - 1  # every row keeps >= 1 token of its own
     for i in range(max(length, 0)):
@@ -235,7 +241,7 @@ def score_labels(
     multi = [u for u, (_, tokens) in enumerate(flat) if len(tokens) > 1]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    shared = _common_prefix_length(ids) if share_prefix and len(ids) > 1 else 0
+    shared = common_prefix_length(ids) if share_prefix and len(ids) > 1 else 0
     prefix_cache = None
     if shared:
         prefix = torch.tensor([ids[0][:shared]], device=device)  # (1, P)
