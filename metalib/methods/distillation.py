@@ -57,7 +57,7 @@ class DistillationConfig:
     """How the student weighs the teacher against the labels."""
 
     temperature: float = 2.0
-    """the temperature, > 0: softens both distributions; 1 is the plain softmax"""
+    """the temperature (> 0) that softens both distributions; 1 is the plain softmax"""
     alpha: float = 0.5
     """weight of the soft-target (teacher) term in [0, 1]; 1 - alpha weighs the hard labels"""
 
