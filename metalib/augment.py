@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 __all__ = [
     "STOP_WORDS",
     "augment",
+    "one_of",
     "synonym_replace",
     "typos",
     "word_dropout",
@@ -202,3 +203,16 @@ def augment(
         out_texts += [fn(text, rng=rng) for text in texts]
         out_labels += list(labels)
     return out_texts, out_labels
+
+
+def one_of(*fns: Callable[..., str]) -> Callable[..., str]:
+    """A perturbation that applies one of ``fns``, chosen uniformly with the same ``rng`` per text
+    (EDA's mix of operations: one operation per augmented copy), e.g.
+    ``one_of(partial(word_dropout, p=0.1), partial(word_swap, n_swaps=1))``."""
+    if not fns:
+        raise ValueError("one_of needs at least one function")
+
+    def apply(text: str, rng: random.Random) -> str:
+        return rng.choice(fns)(text, rng=rng)
+
+    return apply

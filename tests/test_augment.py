@@ -123,3 +123,16 @@ def test_augment_appends_copies_with_one_generator():
     assert aug.augment(texts, labels, fn, copies=0) == (texts, labels)
     with pytest.raises(ValueError, match="labels"):
         aug.augment(texts, [1], fn)
+
+
+def test_one_of_applies_one_function_per_text():
+    upper = lambda text, rng: text.upper()  # noqa: E731
+    reverse = lambda text, rng: text[::-1]  # noqa: E731
+    mix = aug.one_of(upper, reverse)
+    rng = random.Random(0)
+    outs = [mix("abc", rng=rng) for _ in range(200)]
+    assert set(outs) == {"ABC", "cba"} and 60 < outs.count("ABC") < 140
+    first = aug.augment(["abc", "de"], [0, 1], mix, copies=2, seed=5)
+    assert first == aug.augment(["abc", "de"], [0, 1], mix, copies=2, seed=5)  # deterministic per seed
+    with pytest.raises(ValueError, match="at least one"):
+        aug.one_of()

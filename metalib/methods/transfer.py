@@ -168,6 +168,7 @@ def fine_tune(
     seed: int = 0,
     forward: Callable | None = None,
     group_by_length: bool = False,
+    tasks: Sequence[int] | None = None,
 ) -> Trainer:
     """Fine-tune a sequence classifier on ``train = (texts, labels)`` with :class:`metalib.train.Trainer`.
 
@@ -175,10 +176,12 @@ def fine_tune(
     ``val`` (or None) drives evaluation, early stopping and the restored best weights as set in
     ``config``. ``group_by_length`` batches texts of similar length (see
     :class:`metalib.train.ResumableSampler`): MiniLM fine-tunes at 37 instead of 24 snippets/s on
-    2 CPU cores. Returns the trainer (``trainer.history``, ``trainer.unwrapped_model``).
+    2 CPU cores. ``tasks`` (one task index per training row, or None) goes into the batches as
+    ``task``, for :class:`MultiTaskClassifier`; ``val`` is then the main task's (task 0).
+    Returns the trainer (``trainer.history``, ``trainer.unwrapped_model``).
     """
     collate = pad_collator(tokenizer)
-    train_set = TokenizedTexts(tokenizer, *train, max_length=max_length)
+    train_set = TokenizedTexts(tokenizer, *train, max_length=max_length, tasks=tasks)
     lengths = train_set.lengths().tolist() if group_by_length else None
     loader = make_loader(train_set, batch_size, shuffle=True, seed=seed, collate_fn=collate, lengths=lengths)
     val_loader = None
@@ -335,12 +338,18 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], ax=None, baseline: flo
 
 def _pooled_encoding(
     encoder: PreTrainedModel,
-    input_ids: torch.Tensor,
+    input_ids: torch.Tensor | None,
     attention_mask: torch.Tensor,
     token_type_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The encoder's mean-pooled last hidden state (B, H) of a padded batch (B, T)."""
-    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    """The encoder's mean-pooled last hidden state (B, H) of a padded batch (B, T): from token ids,
+    or from word embeddings ``inputs_embeds`` (B, T, H) instead (e.g. perturbed ones, for FGM)."""
+    kwargs = {"attention_mask": attention_mask}
+    if inputs_embeds is not None:
+        kwargs["inputs_embeds"] = inputs_embeds
+    else:
+        kwargs["input_ids"] = input_ids
     if token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids
     return mean_pool(encoder(**kwargs).last_hidden_state, attention_mask)
@@ -469,14 +478,17 @@ class MultiTaskClassifier(torch.nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         task: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> MultiTaskOutput:
         """Shapes: ``input_ids``, ``attention_mask``, ``token_type_ids`` (B, T); ``task``, ``labels``
-        (B,) int, each label in its row's task (``task=None``: every row is task 0).
+        (B,) int, each label in its row's task (``task=None``: every row is task 0). Instead of
+        ``input_ids``, ``inputs_embeds`` (B, T, H) may give the word embeddings (as
+        :func:`metalib.adversarial.fgm_forward` does); ``attention_mask=None`` means no padding.
 
         Returns:
             :class:`MultiTaskOutput` (a ``SequenceClassifierOutput``) with ``logits``
@@ -484,11 +496,16 @@ class MultiTaskClassifier(torch.nn.Module):
             ``task_weights[task_i]`` times row ``i``'s cross-entropy under its own task's head; and
             ``task_logits`` (B, max(num_labels)), each row's own head, padded (see the class docstring).
         """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        reference = input_ids if input_ids is not None else inputs_embeds
+        if attention_mask is None:
+            attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
         pooled = self.dropout(
-            _pooled_encoding(self.encoder, input_ids, attention_mask, token_type_ids)
+            _pooled_encoding(self.encoder, input_ids, attention_mask, token_type_ids, inputs_embeds)
         )  # (B, H)
         if task is None:
-            task = torch.zeros(len(input_ids), dtype=torch.long, device=input_ids.device)
+            task = torch.zeros(len(pooled), dtype=torch.long, device=pooled.device)
         if task.numel() and (task.min() < 0 or task.max() >= len(self.heads)):
             raise ValueError(f"task ids must be in 0..{len(self.heads) - 1}, got {task.unique().tolist()}")
         logits = self.heads[0](pooled)  # (B, C0)
