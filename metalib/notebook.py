@@ -68,22 +68,36 @@ class ChapterClock:
         """CPU seconds this process (all its threads) used since the start."""
         return time.process_time() - self.cpu_start
 
-    def check(self, budget: float, threads: int, min_share: float = 0.6) -> str:
+    def check(
+        self, budget: float, threads: int | None = None, min_share: float = 0.6, device: str | None = None
+    ) -> str:
         """Assert ``wall <= budget`` seconds unless the machine was shared; return what was measured.
 
         Args:
             budget: the bar in wall-clock seconds.
-            threads: the threads the chapter computes on (``torch.get_num_threads()``, at most the cores).
+            threads: the threads the chapter computes on; default ``torch.get_num_threads()``, at
+                most the number of cores.
             min_share: below ``min_share × threads`` busy cores on average, the machine counts as shared
                 and the bar is reported, not asserted.
+            device: where the chapter computed (default :func:`metalib.runtime.get_device`). The bars
+                are for CPUs; on another device the time is reported, not asserted.
 
         Raises:
-            AssertionError: the chapter ran on an unshared machine and took longer than ``budget``.
+            AssertionError: the chapter ran on an unshared CPU machine and took longer than ``budget``.
         """
+        import torch
+
+        from metalib import runtime
+
+        if threads is None:
+            threads = min(torch.get_num_threads(), os.cpu_count() or 1)
+        device_type = runtime.get_device(device).type
         wall, cpu = self.wall, self.cpu
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         timing = f"{wall:.0f} s wall, {cpu:.0f} s CPU on {threads} thread(s), load average {load:.1f}"
         timing += f"; bar {budget:.0f} s"
+        if device_type != "cpu":
+            return f"run-time bar not checked on {device_type} (the bars are for CPUs): {timing}"
         if cpu / max(wall, 1e-9) < min_share * threads:
             return f"run-time bar not checked, the machine was shared: {timing}"
         assert wall <= budget, f"the chapter is over its time budget: {timing}"
