@@ -30,7 +30,7 @@ References:
     Sanh et al. 2019, "DistilBERT, a distilled version of BERT".
     Jiao et al. 2020, "TinyBERT: distilling BERT for natural language understanding".
     Reimers and Gurevych 2020, "Making monolingual sentence embeddings multilingual using knowledge
-    distillation" (the sentence-vector objective).
+    distillation" (students trained on a teacher's sentence vectors, there with a squared error).
 """
 
 from __future__ import annotations
