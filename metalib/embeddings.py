@@ -93,7 +93,8 @@ def cached_embeddings(
     """:func:`embed_texts` with the encoder ``name`` of :func:`metalib.zoo.load_encoder`, cached.
 
     Frozen features are computed once per (model, texts, settings) and stored in metalib's cache
-    (key: the model's name and resolved source, a hash of the texts, ``max_length``, ``normalize``),
+    (key: the model's name and resolved source, a hash of the texts, ``max_length``, ``normalize``
+    and :func:`metalib.runtime.code_fingerprint` of this module),
     written atomically under a lock. Returns float32 ``(N, H)`` on the CPU.
     """
     import hashlib
@@ -112,6 +113,7 @@ def cached_embeddings(
         n=len(texts),
         max_length=max_length,
         normalize=normalize,
+        code=runtime.code_fingerprint(__name__),
     )
     path = runtime.cache_dir() / "embeddings" / f"{name.replace('/', '--')}-{key}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,16 +41,19 @@ def glue(name: str, value: Any, display: bool = False) -> None:
 
 
 class ChapterClock:
-    """Wall-clock and CPU seconds since a chapter started, and the check of its run-time bar.
+    """Wall-clock and CPU seconds since a chapter started, reported (never asserted) at its end.
 
-    A chapter's bar is for a machine it has to itself. There the kernel keeps its torch threads busy
-    (CPU seconds close to wall seconds × threads, less serial parts); when other jobs share the cores
-    it gets far less CPU per wall second, and the wall time then measures them, not the chapter. So
-    :meth:`check` asserts the bar only when the kernel got at least ``min_share`` of its threads.
+    A run time depends on the machine and on what else runs on it, so no notebook or test asserts
+    one: a slower or busier machine must still build the book. The budgets per chapter live in
+    ``benchmarks/chapter_times.py`` (``make bench``), which runs each notebook on a fresh kernel.
+    CPU seconds beside wall seconds tell a reader whether the cores were shared: a kernel that had
+    its torch threads to itself uses close to ``wall × threads`` CPU seconds.
 
     Example:
         >>> clock = ChapterClock()
         >>> clock.wall >= 0 and clock.cpu >= 0
+        True
+        >>> clock.report().startswith("this chapter ran ")
         True
     """
 
@@ -68,37 +71,20 @@ class ChapterClock:
         """CPU seconds this process (all its threads) used since the start."""
         return time.process_time() - self.cpu_start
 
-    def check(
-        self, budget: float, threads: int | None = None, min_share: float = 0.6, device: str | None = None
-    ) -> str:
-        """Assert ``wall <= budget`` seconds unless the machine was shared; return what was measured.
+    def report(self, threads: int | None = None) -> str:
+        """What was measured: wall and CPU seconds, threads and the load average, in one line.
 
         Args:
-            budget: the bar in wall-clock seconds.
-            threads: the threads the chapter computes on; default ``torch.get_num_threads()``, at
-                most the number of cores.
-            min_share: below ``min_share × threads`` busy cores on average, the machine counts as shared
-                and the bar is reported, not asserted.
-            device: where the chapter computed (default :func:`metalib.runtime.get_device`). The bars
-                are for CPUs; on another device the time is reported, not asserted.
-
-        Raises:
-            AssertionError: the chapter ran on an unshared CPU machine and took longer than ``budget``.
+            threads: the threads the chapter computes on; default ``torch.get_num_threads()``
+                (at most the number of cores) when torch is imported, else 1.
         """
-        import torch
+        import sys
 
-        from metalib import runtime
-
+        torch = sys.modules.get("torch")
         if threads is None:
-            threads = min(torch.get_num_threads(), os.cpu_count() or 1)
-        device_type = runtime.get_device(device).type
-        wall, cpu = self.wall, self.cpu
+            threads = min(torch.get_num_threads() if torch else 1, os.cpu_count() or 1)
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        timing = f"{wall:.0f} s wall, {cpu:.0f} s CPU on {threads} thread(s), load average {load:.1f}"
-        timing += f"; bar {budget:.0f} s"
-        if device_type != "cpu":
-            return f"run-time bar not checked on {device_type} (the bars are for CPUs): {timing}"
-        if cpu / max(wall, 1e-9) < min_share * threads:
-            return f"run-time bar not checked, the machine was shared: {timing}"
-        assert wall <= budget, f"the chapter is over its time budget: {timing}"
-        return f"within the run-time bar: {timing}"
+        return (
+            f"this chapter ran {self.wall:.0f} s wall, {self.cpu:.0f} s CPU on {threads} thread(s), "
+            f"load average {load:.1f}"
+        )

@@ -234,16 +234,128 @@ def build_once(entry: str | os.PathLike[str], marker: str, build: Callable[[Path
     :func:`recover_interrupted`, into a temporary directory that :func:`atomic_path` moves in only
     when ``build`` returns; ``build`` writes ``marker`` last. Prints ``metalib: <what> into <entry>
     (once)`` to stderr before building.
+
+    The build runs inside :func:`preserved_random_state`: whether the entry was built now (cold
+    cache) or found (warm cache), the caller's random generators continue from the same state, so
+    a notebook computes the same numbers from an empty cache and from a full one.
     """
     entry = Path(entry)
     with file_lock(entry):
         recover_interrupted(entry)
         if not (entry / marker).exists():
             print(f"metalib: {what} into {entry} (once)", file=sys.stderr, flush=True)
-            with atomic_path(entry) as tmp:
+            with atomic_path(entry) as tmp, preserved_random_state():
                 tmp.mkdir()
                 build(tmp)
     return entry
+
+
+@contextlib.contextmanager
+def preserved_random_state() -> Iterator[None]:
+    """Run the block without disturbing the global random generators.
+
+    Saves the state of Python's ``random``, NumPy's legacy generator and torch's CPU (and CUDA)
+    generators, and restores it on exit, even if the block raised; the block may reseed them freely.
+    Torch's thread count is restored as well.
+
+    Example:
+        >>> import random
+        >>> random.seed(0)
+        >>> with preserved_random_state():
+        ...     random.seed(123)
+        ...     _ = random.random()
+        >>> random.seed(0); expected = random.random(); random.seed(0)
+        >>> with preserved_random_state():
+        ...     _ = random.random()
+        >>> random.random() == expected
+        True
+    """
+    import numpy as np
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    torch = sys.modules.get("torch")  # a build that imports torch only now cannot have consumed its state
+    torch_state = torch.random.get_rng_state() if torch is not None else None
+    cuda_states = (
+        torch.cuda.get_rng_state_all() if torch is not None and torch.cuda.is_initialized() else None
+    )
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        if torch is not None:
+            torch.random.set_rng_state(torch_state)
+            torch.set_num_threads(threads)
+            if cuda_states is not None:
+                torch.cuda.set_rng_state_all(cuda_states)
+
+
+def code_fingerprint(*modules: str) -> str:
+    """A hash of the source of metalib ``modules`` and of every metalib module they import.
+
+    Part of each cache key, so that a changed recipe never silently reuses a model built by older
+    code: imports are followed through the syntax tree (function-level imports included) without
+    importing anything.
+
+    Args:
+        *modules: dotted names, e.g. ``"metalib.methods.pretraining"``.
+
+    Returns:
+        16 hexadecimal characters.
+
+    Example:
+        >>> code_fingerprint("metalib.runtime") == code_fingerprint("metalib.runtime")
+        True
+    """
+    root = Path(__file__).resolve().parent
+    seen: dict[str, bytes] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        source = _module_file(root, name).read_bytes()
+        seen[name] = source
+        todo += _metalib_imports(source)
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        digest.update(name.encode() + b"\0" + seen[name] + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _module_file(root: Path, name: str) -> Path:
+    """The source file of the metalib module ``name`` (a package's ``__init__.py``)."""
+    parts = name.split(".")
+    if parts[0] != "metalib":
+        raise ValueError(f"{name!r} is not a metalib module")
+    base = root.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    raise ValueError(f"no source file for module {name!r} under {root}")
+
+
+def _metalib_imports(source: bytes) -> list[str]:
+    """The metalib modules that ``source`` imports (absolute imports, anywhere in its body)."""
+    import ast
+
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    root = Path(__file__).resolve().parent
+    modules = []
+    for name in names:
+        if name == "metalib" or name.startswith("metalib."):
+            try:
+                _module_file(root, name)
+            except ValueError:  # `from metalib.x import a_function`: not a module
+                continue
+            modules.append(name)
+    return modules
 
 
 def recover_interrupted(path: str | os.PathLike[str]) -> None:

@@ -188,3 +188,55 @@ def test_build_once_builds_a_directory_once_and_never_leaves_a_half_one(tmp_path
     with pytest.raises(RuntimeError, match="out of memory"):
         runtime.build_once(tmp_path / "other", "done.json", broken, "failing")
     assert not (tmp_path / "other").exists() and not list(tmp_path.glob(".other*"))
+
+
+def test_build_once_leaves_the_callers_random_state_alone(tmp_path):
+    """A cold build (which reseeds and draws) and a warm hit leave the caller's generators alike."""
+
+    def build(tmp):
+        runtime.seed_everything(123)
+        random.random(), np.random.rand(), torch.rand(3)
+        torch.set_num_threads(1)
+        (tmp / "done.json").write_text("{}")
+
+    def draws_after_build():
+        runtime.seed_everything(7)
+        threads = torch.get_num_threads()
+        runtime.build_once(tmp_path / "entry", "done.json", build, "building")
+        assert torch.get_num_threads() == threads
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    cold = draws_after_build()
+    assert (tmp_path / "entry" / "done.json").exists()
+    warm = draws_after_build()
+    assert cold == warm
+
+
+def test_preserved_random_state_restores_after_an_error():
+    torch.manual_seed(5)
+    expected = torch.random.get_rng_state()
+    with pytest.raises(RuntimeError, match="boom"), runtime.preserved_random_state():
+        torch.rand(10)
+        raise RuntimeError("boom")
+    assert torch.equal(torch.random.get_rng_state(), expected)
+
+
+def test_code_fingerprint_follows_imports_and_changes_with_the_source(tmp_path, monkeypatch):
+    key = runtime.code_fingerprint("metalib.methods.pretraining")
+    assert len(key) == 16 and key == runtime.code_fingerprint("metalib.methods.pretraining")
+    assert key != runtime.code_fingerprint("metalib.runtime")
+    # the transitive closure: pretraining imports metalib.train, so a change to train.py changes the key
+    root = tmp_path / "metalib"
+    import shutil
+
+    shutil.copytree(Path(runtime.__file__).parent, root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runtime, "__file__", str(root / "runtime.py"))
+    assert runtime.code_fingerprint("metalib.methods.pretraining") == key
+    with (root / "train.py").open("a") as f:
+        f.write("\n# a change\n")
+    assert runtime.code_fingerprint("metalib.methods.pretraining") != key
+    assert runtime.code_fingerprint("metalib.data.sine") == runtime.code_fingerprint("metalib.data.sine")
+    with pytest.raises(ValueError, match="not a metalib module"):
+        runtime.code_fingerprint("numpy")
+    with pytest.raises(ValueError, match="no source file"):
+        runtime.code_fingerprint("metalib.nowhere")

@@ -407,7 +407,6 @@ def sample_text(
 
 
 # ------------------------------------------------------------- the cached tiny BERT of chapter 1
-_TINY_BERT_RECIPE_VERSION = 1  # bump when the code that trains the tiny BERT changes meaning
 
 
 @dataclass(frozen=True)
@@ -517,14 +516,16 @@ def pretrain_tiny_bert(
 def tiny_bert_path(recipe: PretrainingRecipe | None = None) -> Path:
     """The cache directory of the tiny BERT for ``recipe``, pretrained on first use.
 
-    Keyed by the recipe and a version of this code, so a quick-profile model never serves a
-    full-profile run. Several processes may call this at once: one trains, the others wait.
+    Keyed by the recipe and the source of the code that trains it
+    (:func:`metalib.runtime.code_fingerprint`), so a quick-profile model never serves a full-profile
+    run and changed training code trains anew. Several processes may call this at once: one trains,
+    the others wait.
     """
     import transformers
 
     recipe = recipe or PretrainingRecipe.for_profile()
     key = runtime.cache_key(
-        recipe=asdict(recipe), version=_TINY_BERT_RECIPE_VERSION, transformers=transformers.__version__
+        recipe=asdict(recipe), code=runtime.code_fingerprint(__name__), transformers=transformers.__version__
     )
     entry = runtime.cache_dir() / "zoo" / f"tiny-bert-{key}"
 

@@ -61,8 +61,6 @@ __all__ = [
     "vector_loss",
 ]
 
-_VERSION = 1  # bump when the build below changes what it produces
-
 
 def vector_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Mean cosine distance ``1 - cos`` between rows. Shapes: (B, D) and (B, D) → scalar in [0, 2]."""
@@ -146,7 +144,8 @@ def distilled_tiny_bert_path(
 ) -> Path:
     """The cache directory of chapter 1's tiny BERT (``pretraining``, default: the profile's) after
     ``recipe``'s distillation from MiniLM, built on first use: a bare ``BertModel`` with its
-    tokenizer, and ``run.json`` with the recipe, the loss curve and the seconds it took."""
+    tokenizer, and ``run.json`` with the recipe, the loss curve and the seconds it took. Keyed by both
+    recipes and the source of the code that builds it (:func:`metalib.runtime.code_fingerprint`)."""
     import transformers
     from transformers import AutoModel, AutoTokenizer
 
@@ -159,7 +158,7 @@ def distilled_tiny_bert_path(
     key = runtime.cache_key(
         recipe=asdict(recipe),
         pretraining=asdict(pretraining),
-        version=_VERSION,
+        code=runtime.code_fingerprint(__name__),
         transformers=transformers.__version__,
     )
     entry = runtime.cache_dir() / "zoo" / f"tiny-bert-distilled-{key}"

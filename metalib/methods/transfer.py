@@ -526,7 +526,6 @@ class MultiTaskClassifier(torch.nn.Module):
 
 
 # ------------------------------------------------------- the cached fine-tuned sentiment classifier
-_CLASSIFIER_RECIPE_VERSION = 1  # bump when the code that fine-tunes the classifier changes meaning
 
 
 @dataclass(frozen=True)
@@ -565,8 +564,9 @@ def sentiment_classifier_path(recipe: ClassifierRecipe | None = None, progress: 
 
     The directory loads with ``AutoModelForSequenceClassification.from_pretrained`` (or
     ``zoo.load_encoder("minilm-l6-sentiment", num_labels=2)``) and holds ``run.json``: the recipe,
-    the training history, wall time and the validation and test accuracy. Keyed by the recipe and a
-    version of this code; several processes may call it at once (one trains, the others wait).
+    the training history, wall time and the validation and test accuracy. Keyed by the recipe and the
+    source of the code that trains it (:func:`metalib.runtime.code_fingerprint`); several processes
+    may call it at once (one trains, the others wait).
     """
     import json
     import time
@@ -581,7 +581,7 @@ def sentiment_classifier_path(recipe: ClassifierRecipe | None = None, progress: 
     recipe = recipe or ClassifierRecipe.for_profile()
     key = runtime.cache_key(
         recipe=asdict(recipe),
-        version=_CLASSIFIER_RECIPE_VERSION,
+        code=runtime.code_fingerprint(__name__),
         source=zoo.encoder_source(recipe.model),
         transformers=transformers.__version__,
     )
