@@ -34,10 +34,11 @@ unit:  ## unit tests of metalib and the examples in its docstrings, with coverag
 # `make test` runs the notebooks twice in the quick profile, from one metalib cache: empty under
 # nbmake (every cached model is built), full in the strict book build (every one is loaded);
 # cold-warm then checks that every glued number agrees between the two.
-COLD_WARM := _build/cold-warm
+# (not under _build: nbmake skips every path with a _build part)
+COLD_WARM := .cold-warm
 COLD_WARM_CACHE := $(CURDIR)/$(COLD_WARM)/cache
 
-notebooks:  ## every notebook, quick profile, one at a time, from an empty metalib cache (executed copies: _build/cold-warm/cold)
+notebooks:  ## every notebook, quick profile, one at a time, from an empty metalib cache (executed copies: .cold-warm/cold)
 	@ls notebooks/*.ipynb >/dev/null 2>&1 || { echo "no notebooks found under notebooks/"; exit 1; }
 	rm -rf $(COLD_WARM) && mkdir -p $(COLD_WARM)/cold && cp notebooks/*.ipynb $(COLD_WARM)/cold/
 	METALIB_PROFILE=quick METALIB_CACHE=$(COLD_WARM_CACHE) $(PY) -m pytest --nbmake $(COLD_WARM)/cold \
@@ -54,4 +55,4 @@ bench:
 	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f; done
 
 clean:
-	rm -rf _build .pytest_cache .ruff_cache .coverage
+	rm -rf _build .cold-warm .pytest_cache .ruff_cache .coverage

@@ -26,22 +26,28 @@ TIMING = re.compile(
 
 
 def glued_values(notebook: Path) -> dict[str, str]:
-    """``{name: text}`` of every value glued in an executed notebook (the text/plain or markdown form)."""
+    """``{name: text}`` of every value glued in an executed notebook (its markdown or plain-text form).
+
+    The book build moves glued values out of the notebook into ``<name>.glue.json`` beside it; an
+    executed notebook saved by nbmake keeps them as outputs marked ``scrapbook``. Both are read.
+    """
+    glue_file = notebook.with_suffix(".glue.json")
+    if glue_file.exists():
+        outputs = list(json.loads(glue_file.read_text()).values())
+    else:
+        cells = json.loads(notebook.read_text())["cells"]
+        outputs = [output for cell in cells for output in cell.get("outputs", [])]
     values = {}
-    for cell in json.loads(notebook.read_text())["cells"]:
-        for output in cell.get("outputs", []):
-            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name is None:
-                continue
-            data = output.get("data", {})
-            for mime in ("text/markdown", "text/plain"):
-                for key in (f"application/papermill.record/{mime}", mime):
-                    if key in data:
-                        text = data[key]
-                        values[name] = "".join(text) if isinstance(text, list) else str(text)
-                        break
-                if name in values:
-                    break
+    for output in outputs:
+        scrapbook = output.get("metadata", {}).get("scrapbook")
+        if scrapbook is None:
+            continue
+        data = {key.removeprefix(scrapbook.get("mime_prefix", "")): v for key, v in output["data"].items()}
+        for mime in ("text/markdown", "text/plain"):
+            if mime in data:
+                text = data[mime]
+                values[scrapbook["name"]] = "".join(text) if isinstance(text, list) else str(text)
+                break
     return values
 
 
