@@ -42,9 +42,10 @@ def test_corpus_holds_no_validation_or_test_review_and_balanced_pairs(corpus):
 def test_wordpiece_tokenizer_encodes_pairs_with_segment_ids(tokenizer):
     assert tokenizer.vocab_size == 2000
     again = pt.train_wordpiece(pt.pretraining_corpus(seed=0).texts("train")[:20_000], vocab_size=2000)
-    # the pieces are deterministic, their ids are not (ties in the trainer): so a cached model
-    # always travels with its own tokenizer
-    assert set(again.get_vocab()) == set(tokenizer.get_vocab())
+    # the trainer breaks ties arbitrarily; the canonical numbering makes the ids reproducible too
+    assert again.get_vocab() == tokenizer.get_vocab()
+    pieces = [t for t, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])][5:]
+    assert pieces == sorted(pieces)
     assert [tokenizer.convert_tokens_to_ids(t) for t in pt.SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
     enc = tokenizer("a dog", "it barks", return_token_type_ids=True)
     tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])

@@ -109,8 +109,10 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int = 8000, lowercase: boo
 
     Lower-cases and strips accents like ``bert-base-uncased``; pairs are encoded as
     ``[CLS] A [SEP] B [SEP]`` with token type ids 0 for A and 1 for B. Training twice on the same
-    texts gives the same pieces, but some ids may differ (measured: 84 of 2,000 swapped), so keep
-    a model together with the tokenizer it was trained with (as :func:`tiny_bert` does).
+    texts gives the same pieces and, since they are numbered canonically (special tokens, then the
+    pieces in sorted order), the same ids: the trainer itself breaks ties in an arbitrary order
+    (measured before the renumbering: 84 of 2,000 ids swapped between two trainings). Keep a model
+    together with the tokenizer it was trained with all the same (as :func:`tiny_bert` does).
     """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -120,6 +122,18 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int = 8000, lowercase: boo
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS))
     tokenizer.train_from_iterator(texts, trainer=trainer)
+    # The trainer breaks ties between equally frequent merges in an arbitrary order: two trainings
+    # on the same texts give the same pieces under permuted ids, and a model trained on one
+    # numbering differs from a model trained on the other. Number the pieces canonically (special
+    # tokens first, then sorted); WordPiece's greedy longest match does not depend on the ids.
+    trained = tokenizer.model
+    pieces = sorted(token for token in tokenizer.get_vocab() if token not in SPECIAL_TOKENS)
+    tokenizer.model = models.WordPiece(
+        {token: i for i, token in enumerate([*SPECIAL_TOKENS, *pieces])},
+        unk_token="[UNK]",
+        continuing_subword_prefix=trained.continuing_subword_prefix,
+        max_input_chars_per_word=trained.max_input_chars_per_word,
+    )
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
