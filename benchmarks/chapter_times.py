@@ -5,7 +5,7 @@ and ``full``, one modern GPU for ``gpu``. No notebook or test asserts a run time
 busier machine must still build the book); this script is where the budgets are checked. It exits
 with status 1 when a chapter failed or went over its budget.
 
-    .venv/bin/python benchmarks/chapter_times.py [--profile quick|full|gpu] [--only 01_pretraining ...]
+    .venv/bin/python benchmarks/chapter_times.py [--profile quick|full|gpu] [--only NAME ...] [--save DIR]
 
 The profile defaults to ``METALIB_PROFILE``, else ``quick`` (about ten minutes for the whole book;
 ``full`` takes about an hour). Chapters run one after the other, never two at once, with the
@@ -42,24 +42,31 @@ BUDGETS = {  # seconds of wall-clock time per chapter, per profile
 }
 EXECUTE = """
 import sys, nbformat, nbclient
-path = sys.argv[1]
+path, timeout, cwd, save = sys.argv[1:5]
 notebook = nbformat.read(path, as_version=4)
-client = nbclient.NotebookClient(notebook, timeout=int(sys.argv[2]), kernel_name="python3",
-                                 resources={"metadata": {"path": sys.argv[3]}})
-client.execute()
+client = nbclient.NotebookClient(notebook, timeout=int(timeout), kernel_name="python3",
+                                 resources={"metadata": {"path": cwd}})
+try:
+    client.execute()
+finally:
+    if save:
+        nbformat.write(notebook, save)
 """
 
 
-def run_notebook(path: Path, profile: str, timeout: int) -> tuple[float, float, str]:
+def run_notebook(
+    path: Path, profile: str, timeout: int, save: Path | None = None
+) -> tuple[float, float, str]:
     """Execute ``path`` on a fresh kernel in ``profile``.
 
     Returns (wall seconds, CPU seconds of the kernel and its client, the error's last line or "").
+    With ``save``, the executed notebook (outputs and glued values) is written there.
     """
     env = {**os.environ, "METALIB_PROFILE": profile}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", EXECUTE, str(path), str(timeout), str(path.parent)],
+        [sys.executable, "-c", EXECUTE, str(path), str(timeout), str(path.parent), str(save or "")],
         env=env,
         capture_output=True,
         text=True,
@@ -78,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", nargs="*", help="notebook names without .ipynb (default: all)")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
+    parser.add_argument("--save", type=Path, help="folder for the executed notebooks (default: not kept)")
     args = parser.parse_args(argv)
     budgets = BUDGETS[args.profile]
     names = args.only or sorted(budgets)
@@ -90,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'chapter':<18}{'wall s':>8}{'CPU s':>8}{'budget s':>10}  verdict")
     bad = 0
     for name in names:
-        wall, cpu, error = run_notebook(NOTEBOOKS / f"{name}.ipynb", args.profile, args.timeout)
+        save = None
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            save = args.save / f"{name}.ipynb"
+        wall, cpu, error = run_notebook(NOTEBOOKS / f"{name}.ipynb", args.profile, args.timeout, save)
         budget = budgets[name]
         verdict = f"FAILED: {error}" if error else "over budget" if wall > budget else "within budget"
         bad += bool(error) or wall > budget
