@@ -27,13 +27,14 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # keep `import metalib.runtime` free of torch
     import torch
 
 PROFILES = ("quick", "full", "gpu")
 """The run profiles, from cheapest to most expensive."""
+T = TypeVar("T")
 
 
 def get_device(name: str | None = None) -> torch.device:
@@ -125,6 +126,21 @@ def get_profile() -> str:
     if profile not in PROFILES:
         raise ValueError(f"METALIB_PROFILE={profile!r} is not one of {', '.join(PROFILES)}")
     return profile
+
+
+def by_profile(quick: T, full: T, gpu: T, profile: str | None = None) -> T:
+    """The value for ``profile`` (default: :func:`get_profile`): one place per setting that differs
+    between the quick, full and gpu runs.
+
+    Example:
+        >>> by_profile(quick=16, full=256, gpu=4096, profile="full")
+        256
+    """
+    profile = get_profile() if profile is None else profile
+    values = {"quick": quick, "full": full, "gpu": gpu}
+    if profile not in values:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    return values[profile]
 
 
 def cache_dir() -> Path:

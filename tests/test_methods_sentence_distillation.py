@@ -3,14 +3,10 @@ cached distilled tiny BERT."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from transformers import BertModel
 
-from metalib import zoo
-from metalib.methods import pretraining as pt
 from metalib.methods import sentence_distillation as sd
 from metalib.train import TrainConfig
 from tests.test_methods_distillation import WordTokenizer, texts_and_teacher, tiny_bert
@@ -43,39 +39,3 @@ def test_distill_sentence_vectors_learns_the_teacher_directions():
     assert not torch.equal(encoder.embeddings.word_embeddings.weight, before)  # trained in place
     with pytest.raises(ValueError, match="teacher vectors"):
         sd.distill_sentence_vectors(encoder, tokenizer, texts, teacher[:5], train)
-
-
-def test_recipes_per_profile():
-    quick, full = (
-        sd.SentenceDistillationRecipe.for_profile("quick"),
-        sd.SentenceDistillationRecipe.for_profile("full"),
-    )
-    assert quick.steps < full.steps and quick.n_texts < 11_000 and full.n_texts is None
-    with pytest.raises(ValueError, match="profile"):
-        sd.SentenceDistillationRecipe.for_profile("huge")
-
-
-def test_cached_distilled_tiny_bert(tmp_path, monkeypatch):
-    monkeypatch.setenv("METALIB_CACHE", str(tmp_path))
-    pretraining = pt.PretrainingRecipe(
-        vocab_size=800, hidden_size=32, steps=4, eval_every=2, held_out_size=40
-    )
-    recipe = sd.SentenceDistillationRecipe(steps=6, batch_size=16, n_texts=48)
-    monkeypatch.setattr(
-        pt.PretrainingRecipe, "for_profile", classmethod(lambda cls, profile=None: pretraining)
-    )
-    monkeypatch.setattr(
-        sd.SentenceDistillationRecipe, "for_profile", classmethod(lambda cls, profile=None: recipe)
-    )
-    path = sd.distilled_tiny_bert_path()
-    info = json.loads((path / "run.json").read_text())
-    assert info["n_texts"] == 48 and info["recipe"]["steps"] == 6 and info["train_rows"]
-    mtime = (path / "run.json").stat().st_mtime
-    assert sd.distilled_tiny_bert_path() == path and (path / "run.json").stat().st_mtime == mtime  # cached
-    distilled, tokenizer = zoo.load_encoder("tiny-bert-distilled", device="cpu")
-    pretrained, _ = zoo.load_encoder("tiny-bert-pretrained", device="cpu")
-    assert tokenizer.vocab_size == 800 and distilled.config.hidden_size == 32
-    assert not torch.equal(
-        distilled.embeddings.word_embeddings.weight, pretrained.embeddings.word_embeddings.weight
-    )  # it starts from chapter 1's tiny BERT and moves
-    assert sd.distilled_tiny_bert_path(sd.SentenceDistillationRecipe(steps=3, n_texts=16)) != path

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -223,29 +221,6 @@ def test_fine_tune_learns_a_separable_task_and_predicts_in_input_order(tokenizer
         model, tokenizer, (texts, labels), None, TrainConfig(epochs=1, progress=False), group_by_length=True
     )
     assert no_val.history.eval_rows == [] and len(no_val.history.train_rows) == 1
-
-
-def test_cached_sentiment_classifier(tmp_path, monkeypatch):
-    assert tr.ClassifierRecipe.for_profile("quick").n_train < tr.ClassifierRecipe.for_profile("full").n_train
-    assert tr.ClassifierRecipe.for_profile("gpu").n_train is None  # all labels
-    with pytest.raises(ValueError, match="profile"):
-        tr.ClassifierRecipe.for_profile("huge")
-    recipe = tr.ClassifierRecipe(n_train=48, epochs=1, batch_size=16, max_length=32)
-    monkeypatch.setenv("METALIB_CACHE", str(tmp_path))
-    monkeypatch.setattr(tr.ClassifierRecipe, "for_profile", classmethod(lambda cls, profile=None: recipe))
-    path = tr.sentiment_classifier_path(progress=False)
-    info = json.loads((path / "run.json").read_text())
-    assert info["recipe"]["n_train"] == 48 and info["test_accuracy"]["n"] == 998
-    assert 0.3 < info["test_accuracy"]["mean"] < 0.8 and len(info["eval_rows"]) == 1
-    mtime = (path / "run.json").stat().st_mtime
-    assert tr.sentiment_classifier_path() == path and (path / "run.json").stat().st_mtime == mtime
-    model, tokenizer = zoo.load_encoder("minilm-l6-sentiment", num_labels=2, device="cpu")
-    batch = tokenizer(["a triumph", "a mess"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        assert model(**batch).logits.shape == (2, 2)
-    head = model.classifier.weight
-    again, _ = zoo.load_encoder("minilm-l6-sentiment", num_labels=2, device="cpu")
-    assert torch.equal(again.classifier.weight, head)  # the trained head is loaded, not re-initialised
 
 
 def test_steps_for_and_linear_probe():

@@ -82,8 +82,12 @@ def train_classifier(
     num_labels: int = 2,
     aux: Rows | None = None,
     aux_num_labels: int | None = None,
+    load_encoder: Callable[..., tuple[Any, PreTrainedTokenizerBase]] | None = None,
 ) -> tuple[Trainer, PreTrainedTokenizerBase]:
-    """Fine-tune encoder ``encoder`` (a :func:`metalib.zoo.load_encoder` name) on ``train`` with ``recipe``.
+    """Fine-tune encoder ``encoder`` on ``train`` with ``recipe``.
+
+    ``encoder`` is a name for ``load_encoder`` (default :func:`metalib.zoo.load_encoder`; pass
+    :func:`metalib.recipes.load_encoder` for the models the book builds, e.g. ``"tiny-bert-scratch"``).
 
     The model is a :class:`~metalib.methods.transfer.MultiTaskClassifier` with heads
     ``(num_labels,)``, or ``(num_labels, aux_num_labels)`` when auxiliary rows ``aux`` are given
@@ -110,9 +114,8 @@ def train_classifier(
         texts, labels, tasks = texts + aux_texts, labels + aux_labels, tasks + [1] * len(aux_texts)
     runtime.seed_everything(seed)
     p = recipe.dropout
-    encoder_model, tokenizer = zoo.load_encoder(
-        encoder, hidden_dropout_prob=p, attention_probs_dropout_prob=p
-    )
+    load_encoder = load_encoder or zoo.load_encoder
+    encoder_model, tokenizer = load_encoder(encoder, hidden_dropout_prob=p, attention_probs_dropout_prob=p)
     model = MultiTaskClassifier(encoder_model, heads, dropout=p)
     config = TrainConfig(
         max_steps=steps_for(len(texts), recipe.batch_size, recipe.epochs),

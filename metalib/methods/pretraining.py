@@ -14,13 +14,12 @@ References:
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -448,15 +447,12 @@ class PretrainingRecipe:
     @classmethod
     def for_profile(cls, profile: str | None = None) -> PretrainingRecipe:
         """The book's recipe for ``profile`` (default: :func:`metalib.runtime.get_profile`)."""
-        profile = runtime.get_profile() if profile is None else profile
-        recipes = {
-            "quick": cls(steps=150, batch_size=64, eval_every=50, held_out_size=300),
-            "full": cls(),
-            "gpu": cls(steps=3000, batch_size=256, max_length=48, eval_every=500),
-        }
-        if profile not in recipes:
-            raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(recipes)}")
-        return recipes[profile]
+        return runtime.by_profile(
+            quick=cls(steps=150, batch_size=64, eval_every=50, held_out_size=300),
+            full=cls(),
+            gpu=cls(steps=3000, batch_size=256, max_length=48, eval_every=500),
+            profile=profile,
+        )
 
     def bert_config(self, vocab_size: int):
         """The ``BertConfig``: :func:`metalib.zoo.tiny_bert_config` at this size, one head per 64
@@ -525,52 +521,3 @@ def pretrain_tiny_bert(
     )
     seconds = time.perf_counter() - start
     return PretrainingRun(model.cpu().eval(), tokenizer, history, recipe, seconds, train_set.n_tokens())
-
-
-def tiny_bert_path(recipe: PretrainingRecipe | None = None) -> Path:
-    """The cache directory of the tiny BERT for ``recipe``, pretrained on first use.
-
-    Keyed by the recipe and the source of the code that trains it
-    (:func:`metalib.runtime.code_fingerprint`), so a quick-profile model never serves a full-profile
-    run and changed training code trains anew. Several processes may call this at once: one trains,
-    the others wait.
-    """
-    import transformers
-
-    recipe = recipe or PretrainingRecipe.for_profile()
-    key = runtime.cache_key(
-        recipe=asdict(recipe), code=runtime.code_fingerprint(__name__), transformers=transformers.__version__
-    )
-    entry = runtime.cache_dir() / "zoo" / f"tiny-bert-{key}"
-
-    def build(tmp: Path) -> None:
-        run = pretrain_tiny_bert(recipe)
-        run.model.save_pretrained(tmp)
-        run.tokenizer.save_pretrained(tmp)
-        info = {
-            "recipe": asdict(recipe),
-            "seconds": run.seconds,
-            "train_tokens": run.train_tokens,
-            "train_rows": run.history.train_rows,
-            "eval_rows": run.history.eval_rows,
-        }
-        (tmp / "run.json").write_text(json.dumps(info, indent=1))  # written last: marks the entry done
-
-    return runtime.build_once(entry, "run.json", build, f"pretraining the tiny BERT ({recipe.steps} steps)")
-
-
-def tiny_bert(recipe: PretrainingRecipe | None = None) -> PretrainingRun:
-    """The chapter-1 tiny BERT (``BertForPreTraining``) from the cache, pretrained there on first use."""
-    from transformers import AutoTokenizer, BertForPreTraining
-
-    path = tiny_bert_path(recipe)
-    info = json.loads((path / "run.json").read_text())
-    return PretrainingRun(
-        model=BertForPreTraining.from_pretrained(path).eval(),
-        tokenizer=AutoTokenizer.from_pretrained(path),
-        history=History(info["train_rows"], info["eval_rows"]),
-        recipe=PretrainingRecipe(**info["recipe"]),
-        seconds=info["seconds"],
-        train_tokens=info["train_tokens"],
-        path=path,
-    )

@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from metalib import runtime
 from metalib.embeddings import mean_pool
 from metalib.evaluate import mean_estimate
 from metalib.train import TrainConfig, Trainer, make_loader
@@ -42,19 +42,19 @@ if TYPE_CHECKING:
     from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
-    "ClassifierRecipe",
     "linear_probe",
     "steps_for",
     "MeanPoolClassifier",
     "MultiTaskClassifier",
-    "sentiment_classifier_path",
     "fine_tune",
     "predict_logits",
+    "predict_text_logits",
     "MultiTaskOutput",
     "TokenizedTexts",
     "learning_curve",
     "length_quantile",
     "pad_collator",
+    "plot_interval_curves",
     "plot_learning_curves",
     "stratified_subset",
     "summarize_curve",
@@ -196,18 +196,43 @@ def fine_tune(
 def predict_logits(
     trainer: Trainer, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int = 64
 ) -> torch.Tensor:
-    """Logits ``(N, C)`` of the trainer's model for ``texts``, in input order (eval mode, CPU tensor).
+    """Logits ``(N, C)`` of the trainer's model for ``texts``: :func:`predict_text_logits` of
+    ``trainer.unwrapped_model``."""
+    return predict_text_logits(trainer.unwrapped_model, tokenizer, texts, max_length)
 
-    Texts go through the model sorted by length, in batches of 128, so batches pad little.
+
+@torch.no_grad()
+def predict_text_logits(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_length: int = 64,
+    batch_size: int = 128,
+) -> torch.Tensor:
+    """Logits ``(N, C)`` of a sequence classifier for ``texts``, in input order, as a float32 CPU tensor.
+
+    No :class:`~metalib.train.Trainer` needed: the model runs in eval mode on its own device (the
+    mode it was in is restored), texts sorted by length in batches of ``batch_size`` so that
+    batches pad little.
     """
-    from torch.utils.data import Subset
-
     data = TokenizedTexts(tokenizer, texts, max_length=max_length)
     order = np.argsort(data.lengths(), kind="stable")
-    loader = make_loader(Subset(data, order.tolist()), 128, collate_fn=pad_collator(tokenizer))
-    logits = trainer.predict(loader)
-    out = torch.empty_like(logits, device="cpu")
-    out[torch.from_numpy(order)] = logits.cpu()
+    collate = pad_collator(tokenizer)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for start in range(0, len(order), batch_size):
+        batch = collate([data[i] for i in order[start : start + batch_size].tolist()])
+        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        with runtime.autocast(device):
+            chunks.append(model(**batch).logits.float().cpu())
+    model.train(was_training)
+    if not chunks:
+        return torch.empty(0, 0)
+    logits = torch.cat(chunks)
+    out = torch.empty_like(logits)
+    out[torch.from_numpy(order)] = logits
     return out
 
 
@@ -319,19 +344,33 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], ax=None, baseline: flo
     Returns:
         The matplotlib axes.
     """
+    return plot_interval_curves(
+        {name: summarize_curve(curve) for name, curve in curves.items()}, ax, baseline
+    )
+
+
+def plot_interval_curves(
+    summaries: dict[str, pd.DataFrame],
+    ax=None,
+    baseline: float | None = None,
+    xlabel: str = "training examples (log scale)",
+):
+    """One line per name with its shaded interval: ``summaries`` maps a name to a frame indexed by
+    the number of examples with columns ``mean``, ``low``, ``high`` (as :func:`summarize_curve`
+    returns). Log-scaled x axis; ``baseline`` adds a dashed line. Returns the axes."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
-    for i, (name, curve) in enumerate(curves.items()):
-        summary = summarize_curve(curve)
+    for i, (name, summary) in enumerate(summaries.items()):
+        summary = summary.sort_index()
         n = summary.index.to_numpy()
         ax.plot(n, summary["mean"], "o-", color=f"C{i}", label=name)
         ax.fill_between(n, summary["low"], summary["high"], color=f"C{i}", alpha=0.2, linewidth=0)
     if baseline is not None:
         ax.axhline(baseline, color="gray", linestyle="--", label=f"majority class ({baseline:.3f})")
     ax.set_xscale("log")
-    ax.set(xlabel="training examples (log scale)", ylabel="test accuracy")
+    ax.set(xlabel=xlabel, ylabel="test accuracy")
     ax.legend()
     return ax
 
@@ -352,7 +391,11 @@ def _pooled_encoding(
         kwargs["input_ids"] = input_ids
     if token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids
-    return mean_pool(encoder(**kwargs).last_hidden_state, attention_mask)
+    hidden = encoder(**kwargs).last_hidden_state  # (B, V + T, H): V > 0 virtual tokens under prompt tuning
+    virtual = hidden.shape[1] - attention_mask.shape[1]
+    if virtual > 0:  # peft prepends learned prompt vectors: they count as real tokens
+        attention_mask = torch.cat([attention_mask.new_ones(len(attention_mask), virtual), attention_mask], 1)
+    return mean_pool(hidden, attention_mask)
 
 
 class MeanPoolClassifier(torch.nn.Module):
@@ -523,112 +566,3 @@ class MultiTaskClassifier(torch.nn.Module):
             per_row = F.cross_entropy(task_logits.float(), labels, reduction="none")  # (B,)
             loss = (self.task_weights[task] * per_row).mean()
         return MultiTaskOutput(loss=loss, logits=logits, task_logits=task_logits)
-
-
-# ------------------------------------------------------- the cached fine-tuned sentiment classifier
-
-
-@dataclass(frozen=True)
-class ClassifierRecipe:
-    """Everything that determines chapter 2's fine-tuned sentiment classifier (chapter 5's teacher).
-
-    The model fine-tunes all its weights on ``n_train`` labelled Rotten Tomatoes snippets of the
-    movie-disjoint training split (:func:`stratified_subset` with ``seed``; None = all), keeping the
-    epoch with the best validation accuracy.
-    """
-
-    model: str = "minilm-l6"
-    n_train: int | None = 3000
-    epochs: int = 3
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    batch_size: int = 32
-    max_length: int = 64
-    seed: int = 0
-
-    @classmethod
-    def for_profile(cls, profile: str | None = None) -> ClassifierRecipe:
-        """The book's recipe for ``profile`` (default: :func:`metalib.runtime.get_profile`)."""
-        from metalib import runtime
-
-        profile = runtime.get_profile() if profile is None else profile
-        recipes = {"quick": cls(n_train=128, epochs=1), "full": cls(), "gpu": cls(n_train=None, epochs=3)}
-        if profile not in recipes:
-            raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(recipes)}")
-        return recipes[profile]
-
-
-def sentiment_classifier_path(recipe: ClassifierRecipe | None = None, progress: bool = True) -> Path:
-    """The cache directory of the fine-tuned sentiment classifier for ``recipe``, trained on first use.
-
-    The directory loads with ``AutoModelForSequenceClassification.from_pretrained`` (or
-    ``zoo.load_encoder("minilm-l6-sentiment", num_labels=2)``) and holds ``run.json``: the recipe,
-    the training history, wall time and the validation and test accuracy. Keyed by the recipe and the
-    source of the code that trains it (:func:`metalib.runtime.code_fingerprint`); several processes
-    may call it at once (one trains, the others wait).
-    """
-    import json
-    import time
-    from dataclasses import asdict
-
-    import transformers
-
-    from metalib import runtime, zoo
-    from metalib.data import rotten_tomatoes
-    from metalib.evaluate import accuracy_estimate
-
-    recipe = recipe or ClassifierRecipe.for_profile()
-    key = runtime.cache_key(
-        recipe=asdict(recipe),
-        code=runtime.code_fingerprint(__name__),
-        source=zoo.encoder_source(recipe.model),
-        transformers=transformers.__version__,
-    )
-    entry = runtime.cache_dir() / "zoo" / f"{Path(recipe.model).name}-sentiment-{key}"
-
-    def build(tmp: Path) -> None:
-        splits = rotten_tomatoes(seed=0)
-        rows = stratified_subset(splits.train.labels, recipe.n_train, recipe.seed)
-        train = ([splits.train.texts[i] for i in rows], [splits.train.labels[i] for i in rows])
-        runtime.seed_everything(recipe.seed)
-        model, tokenizer = zoo.load_encoder(recipe.model, num_labels=2)
-        config = TrainConfig(
-            epochs=recipe.epochs,
-            lr=recipe.lr,
-            weight_decay=recipe.weight_decay,
-            warmup_ratio=recipe.warmup_ratio,
-            monitor="val_accuracy",
-            mode="max",
-            progress=progress,
-        )
-        start = time.perf_counter()
-        val = (splits.val.texts, splits.val.labels)
-        trainer = fine_tune(
-            model,
-            tokenizer,
-            train,
-            val,
-            config,
-            batch_size=recipe.batch_size,
-            max_length=recipe.max_length,
-            seed=recipe.seed,
-            group_by_length=True,
-        )
-        seconds = time.perf_counter() - start
-        scores = {}
-        for name, split in (("val", splits.val), ("test", splits.test)):
-            predicted = predict_logits(trainer, tokenizer, split.texts, recipe.max_length).argmax(-1)
-            scores[name] = vars(accuracy_estimate((predicted == torch.tensor(split.labels)).tolist()))
-        trainer.unwrapped_model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        info = {
-            "recipe": asdict(recipe),
-            "seconds": seconds,
-            "train_rows": trainer.history.train_rows,
-            "eval_rows": trainer.history.eval_rows,
-            **{f"{name}_accuracy": score for name, score in scores.items()},
-        }
-        (tmp / "run.json").write_text(json.dumps(info, indent=1))  # written last: marks the entry done
-
-    return runtime.build_once(entry, "run.json", build, f"fine-tuning {recipe.model} for sentiment")

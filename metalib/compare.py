@@ -1,0 +1,243 @@
+"""One protocol to compare methods: label budgets, one result row per fit, a shared results cache.
+
+A :class:`Budget` is a number of labelled training snippets and a draw seed. Its rows are the first
+``labels`` of :func:`~metalib.methods.transfer.stratified_subset`'s seeded order, so for one seed the
+16-label set is inside the 64-label one. The estimator sees only those rows: anything it chooses
+from data (the probe's ``C``) it chooses from them, and the row records how (``selection``). The
+test split is used once per row, to score.
+
+:func:`run` fits one :mod:`metalib.classifiers` estimator on one budget and returns a row:
+accuracy with its Wilson 95% interval, fit seconds, prediction milliseconds per test text,
+trainable parameters, bytes stored per task (the size of what ``save`` writes) and the labels used.
+Rows are cached as JSON in metalib's cache, keyed by the estimator's class and parameters, a
+fingerprint of the data, the budget and the source of the code (:func:`metalib.runtime.code_fingerprint`),
+written atomically under a lock: two chapters that run the same configuration share one fit.
+Times in a cached row are those of the machine and run that computed it.
+
+Example:
+    >>> from metalib import classifiers, compare, data                        # doctest: +SKIP
+    >>> splits = data.rotten_tomatoes(seed=0)                                  # doctest: +SKIP
+    >>> frame = compare.grid({"probe": classifiers.LinearProbeClassifier()}, splits,
+    ...                      compare.budgets((16, 64), seeds=(0, 1)))         # doctest: +SKIP
+    >>> compare.plot_learning_curves(frame)                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from metalib import runtime
+from metalib.classifiers import TextClassifier
+from metalib.evaluate import accuracy_estimate, mean_estimate
+from metalib.methods.transfer import plot_interval_curves, stratified_subset
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "Budget",
+    "budgets",
+    "data_fingerprint",
+    "grid",
+    "plot_cost",
+    "plot_learning_curves",
+    "run",
+    "summarize",
+]
+
+
+class Rows(Protocol):
+    """A split: parallel ``texts`` and ``labels``."""
+
+    texts: Sequence[str]
+    labels: Sequence[int]
+
+
+class Splits(Protocol):
+    """What :func:`run` needs of a data set: a training and a test split."""
+
+    train: Rows
+    test: Rows
+
+
+@dataclass(frozen=True)
+class Budget:
+    """``labels`` training snippets (None: all of them), drawn with ``seed``."""
+
+    labels: int | None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.labels is not None and self.labels < 2:
+            raise ValueError(f"a budget needs at least 2 labels (one per class), got {self.labels}")
+
+
+def budgets(labels: Iterable[int | None], seeds: Iterable[int] = (0,)) -> list[Budget]:
+    """Every (labels, seed) pair, labels outermost."""
+    seeds = list(seeds)
+    return [Budget(n, seed) for n in labels for seed in seeds]
+
+
+def data_fingerprint(data: Splits) -> str:
+    """16 hex characters of a hash of the training and test texts and labels."""
+    digest = hashlib.sha256()
+    for rows in (data.train, data.test):
+        digest.update("\x1f".join(rows.texts).encode() + b"\x1e")
+        digest.update(np.asarray(rows.labels, dtype=np.int64).tobytes() + b"\x1e")
+    return digest.hexdigest()[:16]
+
+
+def _params(estimator: TextClassifier) -> dict[str, Any]:
+    """The estimator's parameters as JSON values (tuples as lists)."""
+    return json.loads(json.dumps(estimator.get_params(deep=False), default=repr))
+
+
+def run(
+    estimator: TextClassifier, data: Splits, budget: Budget, *, name: str | None = None, cache: bool = True
+) -> dict[str, Any]:
+    """Fit a clone of ``estimator`` on ``budget``'s training rows and score it on the test split.
+
+    Returns one row (a dict): ``method`` (``name``, default the class name), ``estimator``,
+    ``params``, ``labels`` (the budget), ``labels_used``, ``seed``, ``selection``, ``accuracy``,
+    ``low``, ``high``, ``n_test``, ``fit_seconds``, ``predict_ms_per_text``,
+    ``trainable_parameters``, ``bytes_per_task``, ``cached`` (whether this call read it from the
+    cache). ``cache=False`` always fits (and stores nothing).
+    """
+    from sklearn.base import clone
+
+    key = runtime.cache_key(
+        estimator=f"{type(estimator).__module__}.{type(estimator).__qualname__}",
+        params=_params(estimator),
+        data=data_fingerprint(data),
+        budget=asdict(budget),
+        code=runtime.code_fingerprint(type(estimator).__module__, __name__),
+    )
+    path = runtime.cache_dir() / "results" / f"{type(estimator).__name__}-{key}.json"
+    label = name or type(estimator).__name__
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with runtime.file_lock(path):
+            if not path.exists():
+                row = _fit_and_score(clone(estimator), data, budget)
+                with runtime.atomic_path(path) as tmp:
+                    tmp.write_text(json.dumps(row, indent=1))
+                return {"method": label, **row, "cached": False}
+        return {"method": label, **json.loads(path.read_text()), "cached": True}
+    return {"method": label, **_fit_and_score(clone(estimator), data, budget), "cached": False}
+
+
+def _fit_and_score(estimator: TextClassifier, data: Splits, budget: Budget) -> dict[str, Any]:
+    rows = stratified_subset(data.train.labels, budget.labels, budget.seed)
+    texts = [data.train.texts[i] for i in rows]
+    labels = [data.train.labels[i] for i in rows]
+    with runtime.preserved_random_state():
+        estimator.fit(texts, labels)
+        start = time.perf_counter()
+        predicted = estimator.predict(data.test.texts)
+        predict_seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = estimator.save(Path(tmp) / "estimator")
+        bytes_per_task = (stored / "weights.safetensors").stat().st_size
+    score = accuracy_estimate((predicted == np.asarray(data.test.labels)).tolist())
+    return {
+        "estimator": type(estimator).__name__,
+        "params": _params(estimator),
+        "labels": budget.labels,
+        "labels_used": len(rows),
+        "seed": budget.seed,
+        "selection": estimator.selection,
+        "accuracy": score.mean,
+        "low": score.low,
+        "high": score.high,
+        "n_test": score.n,
+        "fit_seconds": estimator.fit_seconds_,
+        "predict_ms_per_text": 1000 * predict_seconds / max(1, len(data.test.texts)),
+        "trainable_parameters": estimator.n_trainable_parameters_,
+        "bytes_per_task": bytes_per_task,
+    }
+
+
+def grid(
+    estimators: Mapping[str, TextClassifier],
+    data: Splits,
+    budgets: Sequence[Budget],
+    *,
+    cache: bool = True,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """:func:`run` for every estimator (by display name) and budget; one row each, in that order."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    pairs = [(name, estimator, budget) for name, estimator in estimators.items() for budget in budgets]
+    rows = [
+        run(estimator, data, budget, name=name, cache=cache)
+        for name, estimator, budget in tqdm(pairs, desc="compare", disable=not progress)
+    ]
+    return pd.DataFrame(rows)
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per method and budget size: mean test accuracy over draws with a Student-t 95% interval
+    (one draw: its Wilson interval), and the mean of every cost column.
+
+    Returns:
+        Indexed by (``method``, ``labels_used``); columns ``accuracy``, ``low``, ``high``,
+        ``draws``, ``fit_seconds``, ``predict_ms_per_text``, ``trainable_parameters``, ``bytes_per_task``.
+    """
+    import pandas as pd
+
+    out = {}
+    for (method, labels), group in frame.groupby(["method", "labels_used"], sort=False):
+        if len(group) == 1:
+            est = group.iloc[0]
+            low, high = float(est["low"]), float(est["high"])
+            mean = float(est["accuracy"])
+        else:
+            estimate = mean_estimate(group["accuracy"].tolist())
+            mean, low, high = estimate.mean, estimate.low, estimate.high
+        costs = group[["fit_seconds", "predict_ms_per_text", "trainable_parameters", "bytes_per_task"]].mean()
+        out[method, labels] = {"accuracy": mean, "low": low, "high": high, "draws": len(group), **costs}
+    summary = pd.DataFrame.from_dict(out, orient="index")
+    summary.index = summary.index.set_names(["method", "labels_used"])
+    return summary
+
+
+def plot_learning_curves(frame: pd.DataFrame, ax=None, baseline: float | None = None):
+    """Test accuracy against labels (log scale), one line per method with its shaded 95% interval
+    (:func:`summarize`). ``baseline`` draws a dashed line (e.g. the majority class's accuracy).
+    Returns the axes."""
+    summary = summarize(frame).rename(columns={"accuracy": "mean"})
+    curves = {method: summary.loc[method] for method in summary.index.unique("method")}
+    return plot_interval_curves(curves, ax, baseline, xlabel="labelled training examples (log scale)")
+
+
+def plot_cost(frame: pd.DataFrame, cost: str = "fit_seconds", labels: int | None = None, ax=None):
+    """Accuracy (with its 95% interval) against a cost column (log scale), one point per method, at
+    ``labels`` labels used (default: the largest budget every method ran). Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    summary = summarize(frame).reset_index()
+    if labels is None:
+        labels = int(summary.groupby("method")["labels_used"].max().min())
+    at = summary[summary["labels_used"] == labels]
+    for i, row in enumerate(at.itertuples()):
+        yerr = [[row.accuracy - row.low], [row.high - row.accuracy]]
+        ax.errorbar(
+            getattr(row, cost), row.accuracy, yerr=yerr, fmt="o", color=f"C{i}", capsize=3, label=row.method
+        )
+    ax.set_xscale("log")
+    ax.set(xlabel=cost.replace("_", " ") + " (log scale)", ylabel=f"test accuracy at {labels} labels")
+    ax.legend()
+    return ax

@@ -1,0 +1,82 @@
+"""The comparison runner: budgets, result rows, the shared results cache, summaries and plots."""
+
+from types import SimpleNamespace
+
+import matplotlib
+import numpy as np
+import pytest
+
+from metalib import classifiers as clf
+from metalib import compare, data
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def small():
+    splits = data.rotten_tomatoes(seed=0)
+    rows = lambda split, n: SimpleNamespace(texts=split.texts[:n], labels=split.labels[:n])  # noqa: E731
+    return SimpleNamespace(train=rows(splits.train, 300), test=rows(splits.test, 80))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("METALIB_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_budgets_and_their_checks():
+    assert compare.budgets((16, None), seeds=(0, 1)) == [
+        compare.Budget(16, 0),
+        compare.Budget(16, 1),
+        compare.Budget(None, 0),
+        compare.Budget(None, 1),
+    ]
+    with pytest.raises(ValueError, match="at least 2 labels"):
+        compare.Budget(1)
+
+
+def test_a_row_is_computed_once_then_served_from_the_cache(small, cache):
+    row = compare.run(clf.MajorityClassifier(), small, compare.Budget(32, seed=0), name="majority")
+    assert row["method"] == "majority" and not row["cached"]
+    assert row["labels_used"] == 32 and row["n_test"] == 80 and row["trainable_parameters"] == 0
+    test = np.asarray(small.test.labels)
+    train_majority = np.bincount(np.asarray(small.train.labels)).argmax()  # 32 stratified rows keep it
+    assert row["accuracy"] == pytest.approx((test == train_majority).mean())
+    assert row["low"] < row["accuracy"] < row["high"] and row["selection"] == "fixed in advance"
+    assert row["bytes_per_task"] > 0 and row["predict_ms_per_text"] >= 0
+    again = compare.run(clf.MajorityClassifier(), small, compare.Budget(32, seed=0), name="majority")
+    assert again["cached"] and {**again, "cached": False} == row
+    assert len(list((cache / "results").glob("*.json"))) == 1
+    compare.run(clf.MajorityClassifier(), small, compare.Budget(32, seed=1))  # another draw: another row
+    probe = clf.LinearProbeClassifier(folds=2, max_length=16)
+    compare.run(probe, small, compare.Budget(32))
+    compare.run(probe.set_params(cs=(1.0,)), small, compare.Budget(32))  # other parameters: another row
+    assert len(list((cache / "results").glob("*.json"))) == 4
+    fresh = compare.run(clf.MajorityClassifier(), small, compare.Budget(32), cache=False)
+    assert not fresh["cached"] and fresh["accuracy"] == row["accuracy"]
+
+
+def test_the_data_fingerprint_sees_texts_and_labels(small):
+    other = SimpleNamespace(train=small.train, test=SimpleNamespace(texts=small.test.texts, labels=[0] * 80))
+    assert compare.data_fingerprint(small) == compare.data_fingerprint(small)
+    assert compare.data_fingerprint(small) != compare.data_fingerprint(other)
+
+
+def test_grid_summary_and_plots(small, cache):
+    estimators = {
+        "majority": clf.MajorityClassifier(),
+        "probe": clf.LinearProbeClassifier(folds=2, max_length=16),
+    }
+    frame = compare.grid(estimators, small, compare.budgets((16, 64), seeds=(0, 1)), progress=False)
+    assert len(frame) == 8 and frame["method"].tolist()[:4] == ["majority"] * 4
+    summary = compare.summarize(frame)
+    assert summary.loc[("probe", 64), "draws"] == 2
+    low, high = summary.loc[("probe", 64), ["low", "high"]]
+    assert low <= summary.loc[("probe", 64), "accuracy"] <= high
+    assert summary.loc[("probe", 16), "trainable_parameters"] == 385
+    single = compare.summarize(frame[frame["seed"] == 0])  # one draw: its Wilson interval
+    assert single.loc[("majority", 16), "low"] == frame.iloc[0]["low"]
+    assert compare.plot_learning_curves(frame, baseline=0.6).get_xscale() == "log"
+    ax = compare.plot_cost(frame, cost="predict_ms_per_text")
+    assert "at 64 labels" in ax.get_ylabel()
