@@ -1,7 +1,7 @@
 """The book's classification methods as scikit-learn estimators on raw texts.
 
 Every estimator takes its hyper-parameters as constructor arguments (so ``get_params``,
-``set_params`` and :func:`sklearn.base.clone` work), learns with ``fit(texts, labels)``, and answers
+``set_params`` and ``sklearn.base.clone`` work), learns with ``fit(texts, labels)``, and answers
 ``predict_proba(texts)`` (N, C) and ``predict(texts)`` (N,) in the order of ``classes_``. After
 ``fit`` it has ``n_trainable_parameters_`` and ``fit_seconds_`` (wall time of the fit). ``save(path)``
 writes a directory of JSON (the parameters, classes and fitted numbers) and safetensors (the trained
@@ -13,6 +13,14 @@ rebuilds the estimator and gives bit-identical predictions. No pickle.
 - :class:`FineTuneClassifier`: LP-FT, the probe's own model (mean-pooled encoder and linear head,
   the head set to the fitted probe) with every weight trained, or only an adapter: LoRA, IA3,
   prompt tuning or BitFit (``adapter=``), always with the trained head.
+- :class:`PrototypeClassifier`: few-shot, the nearest class mean of the encoder's vectors, raw or
+  through chapter 6's meta-trained ProtoNet head; ``fit`` is the support set.
+- :class:`LabelDescriptionClassifier`: zero-shot, the class whose description is nearest.
+- :class:`PromptClassifier`: zero-shot or in-context prompting of SmolLM2, with contextual calibration.
+- :class:`DistilledClassifier`: a 3-layer student trained on a teacher estimator's predictions for
+  unlabelled texts.
+
+The zero-shot estimators take their classes from their parameters and accept ``fit([], [])``.
 
 Hyper-parameters chosen from data (the probe's ``C``) are chosen by cross-validation on the
 training labels, so every label an estimator sees is one of those given to ``fit``
@@ -43,10 +51,17 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 __all__ = [
     "ADAPTERS",
     "FineTuneClassifier",
+    "LabelDescriptionClassifier",
     "LinearProbeClassifier",
     "MajorityClassifier",
+    "PROTOTYPE_HEADS",
+    "PromptClassifier",
+    "PrototypeClassifier",
+    "DistilledClassifier",
     "TextClassifier",
     "check_texts",
+    "estimator_from_json",
+    "params_to_json",
 ]
 
 ADAPTERS = (None, "lora", "ia3", "prompt", "bitfit")
@@ -85,6 +100,48 @@ def _check_labels(labels: Any, n_texts: int) -> tuple[np.ndarray, np.ndarray]:
     return classes, y.astype(np.int64)
 
 
+def _encode_labels(labels: Any, n_texts: int, classes: np.ndarray) -> np.ndarray:
+    """Each label's index in ``classes`` (labels may be empty, each must be one of ``classes``)."""
+    if isinstance(labels, str):
+        raise TypeError("labels must be a list, not one string")
+    labels = list(labels)
+    if len(labels) != n_texts:
+        raise ValueError(f"{n_texts} texts but {len(labels)} labels: give one label per text")
+    index = {value: i for i, value in enumerate(classes.tolist())}
+    unknown = sorted({repr(v) for v in labels if _label_kind(v) not in ("int", "str") or v not in index})
+    if unknown:
+        raise ValueError(
+            f"labels {', '.join(unknown)} are not among this estimator's classes {classes.tolist()}"
+        )
+    return np.array([index[v] for v in labels], dtype=np.int64)
+
+
+def params_to_json(estimator: TextClassifier) -> dict[str, Any]:
+    """``estimator.get_params(deep=False)`` as JSON values: tuples as lists, an estimator among the
+    parameters (a distilled student's teacher) as ``{"class": ..., "params": ...}``."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, TextClassifier):
+            return {"class": type(value).__name__, "params": params_to_json(value)}
+        return [encode(v) for v in value] if isinstance(value, list | tuple) else value
+
+    return {name: encode(value) for name, value in estimator.get_params(deep=False).items()}
+
+
+def estimator_from_json(info: dict[str, Any]) -> TextClassifier:
+    """The unfitted estimator that :func:`params_to_json` described: ``{"class": ..., "params": ...}``."""
+    known = {cls.__name__: cls for cls in _subclasses(TextClassifier)}
+    if info["class"] not in known:
+        raise ValueError(f"unknown estimator class {info['class']!r}; expected one of {sorted(known)}")
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"class", "params"}:
+            return estimator_from_json(value)
+        return tuple(decode(v) for v in value) if isinstance(value, list) else value
+
+    return known[info["class"]](**{name: decode(value) for name, value in info["params"].items()})
+
+
 def _label_kind(value: Any) -> str:
     """``"int"``, ``"str"`` or the type's name (bools and floats are not class labels here)."""
     if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
@@ -96,16 +153,24 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     """What every estimator here shares: input checks, label encoding, ``predict``, save/load.
 
     Subclasses implement ``_fit(texts, y)`` (``y``: class indices), ``_predict_proba(texts)``,
-    ``_tensors()`` (the trained tensors, for :meth:`save`) and ``_restore(tensors)``.
+    ``_tensors()`` (the fitted tensors, for :meth:`save`), ``_restore(tensors, state)`` and, where
+    the fitted state holds more than tensors, ``_json_state()``.
     """
 
     selection: ClassVar[str] = "fixed in advance"
-    """How the estimator's hyper-parameters are chosen: fixed in advance, or from its training labels."""
+    """How the estimator chooses its hyper-parameters (fixed in advance, or from its training labels)."""
 
     def fit(self, texts: Sequence[str], labels: Sequence[int | str]) -> TextClassifier:
-        """Learn from ``texts`` and their ``labels`` (ints or strings, at least two classes)."""
-        texts = check_texts(texts)
-        self.classes_, y = _check_labels(labels, len(texts))
+        """Learn from ``texts`` and their ``labels`` (ints or strings, at least two classes).
+
+        An estimator whose classes are its own (:meth:`own_classes`: zero-shot ones) accepts
+        ``fit([], [])`` and requires every label to be one of them."""
+        own = self.own_classes()
+        texts = check_texts(texts, allow_empty=own is not None)
+        if own is None:
+            self.classes_, y = _check_labels(labels, len(texts))
+        else:
+            self.classes_, y = own, _encode_labels(labels, len(texts), own)
         start = time.perf_counter()
         self._fit(texts, y)
         self.fit_seconds_ = time.perf_counter() - start
@@ -118,6 +183,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if not texts:
             return np.zeros((0, len(self.classes_)))
         return self._predict_proba(texts)
+
+    def own_classes(self) -> np.ndarray | None:
+        """The classes fixed by the parameters (e.g. one per label description), or None: from ``fit``."""
+        return None
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """The most probable class of every text, shape ``(N,)``."""
@@ -134,10 +203,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         path.mkdir(parents=True, exist_ok=True)
         info = {
             "class": type(self).__name__,
-            "params": self.get_params(deep=False),
+            "params": params_to_json(self),
             "classes": self.classes_.tolist(),
             "fit_seconds": self.fit_seconds_,
             "n_trainable_parameters": self.n_trainable_parameters_,
+            "state": self._json_state(),
         }
         tensors = {name: t.detach().cpu().contiguous() for name, t in self._tensors().items()}
         save_file(tensors, str(path / "weights.safetensors"))
@@ -153,15 +223,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if not (path / "estimator.json").is_file():
             raise FileNotFoundError(f"{path} holds no saved estimator (estimator.json is missing)")
         info = json.loads((path / "estimator.json").read_text())
-        known = {cls.__name__: cls for cls in (MajorityClassifier, LinearProbeClassifier, FineTuneClassifier)}
-        if info["class"] not in known:
-            raise ValueError(f"unknown estimator class {info['class']!r}; expected one of {sorted(known)}")
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in info["params"].items()}  # JSON lists
-        estimator = known[info["class"]](**params)
+        estimator = estimator_from_json({"class": info["class"], "params": info["params"]})
         estimator.classes_ = np.asarray(info["classes"])
         estimator.fit_seconds_ = info["fit_seconds"]
         estimator.n_trainable_parameters_ = info["n_trainable_parameters"]
-        estimator._restore(load_file(str(path / "weights.safetensors")))
+        estimator._restore(load_file(str(path / "weights.safetensors")), info.get("state", {}))
         return estimator
 
     def _check_fitted(self) -> None:
@@ -177,8 +243,17 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def _tensors(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _restore(self, tensors: dict[str, Any]) -> None:
+    def _json_state(self) -> dict[str, Any]:
+        """Fitted state that is not a tensor (e.g. demonstrations), saved in ``estimator.json``."""
+        return {}
+
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+
+def _subclasses(cls: type) -> list[type]:
+    """Every subclass of ``cls``, recursively (the estimators :meth:`TextClassifier.load` knows)."""
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
 
 
 class MajorityClassifier(TextClassifier):
@@ -200,7 +275,7 @@ class MajorityClassifier(TextClassifier):
 
         return {"class_prior": torch.as_tensor(self.class_prior_)}
 
-    def _restore(self, tensors: dict[str, Any]) -> None:
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
         self.class_prior_ = tensors["class_prior"].numpy()
 
 
@@ -215,6 +290,19 @@ def _load_encoder(name: str, **kwargs: Any):
         raise ValueError(
             f"unknown encoder {name!r}: use one of {known}, a local model directory, or (online) a hub name"
         ) from err
+
+
+def _sentence_vectors(estimator: TextClassifier, texts: Sequence[str]):
+    """Unit-length mean-pooled vectors of ``texts`` from ``estimator.encoder``, float32 ``(N, H)``
+    tensor; the encoder is loaded on first use and kept on the estimator (not a parameter)."""
+    from metalib.embeddings import embed_texts
+
+    if getattr(estimator, "_encoder", None) is None:
+        estimator._encoder = _load_encoder(estimator.encoder)
+    model, tokenizer = estimator._encoder
+    return embed_texts(
+        model, tokenizer, check_texts(texts, allow_empty=True), max_length=estimator.max_length
+    )
 
 
 def _choose_c(features: np.ndarray, y: np.ndarray, cs: Sequence[float], folds: int, seed: int) -> float:
@@ -237,7 +325,7 @@ class LinearProbeClassifier(TextClassifier):
     """Logistic regression on a frozen encoder's mean-pooled, unit-length sentence vectors.
 
     The inverse regularisation ``C`` is picked from ``cs`` by stratified ``folds``-fold
-    cross-validation on the training labels (:func:`_choose_c`), then the probe is refitted on all
+    cross-validation on the training labels (``_choose_c``), then the probe is refitted on all
     of them. Trainable parameters: ``(H + 1) C`` (one weight row for two classes).
 
     Args:
@@ -266,12 +354,7 @@ class LinearProbeClassifier(TextClassifier):
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
         """The frozen sentence vectors, float32 ``(N, H)`` (the encoder loads on first use)."""
-        from metalib.embeddings import embed_texts
-
-        if getattr(self, "_encoder", None) is None:
-            self._encoder = _load_encoder(self.encoder)
-        model, tokenizer = self._encoder
-        return embed_texts(model, tokenizer, check_texts(texts), max_length=self.max_length).numpy()
+        return _sentence_vectors(self, texts).numpy()
 
     def _fit(self, texts: list[str], y: np.ndarray) -> None:
         from sklearn.linear_model import LogisticRegression
@@ -293,7 +376,7 @@ class LinearProbeClassifier(TextClassifier):
             "C": torch.tensor([self.C_]),
         }
 
-    def _restore(self, tensors: dict[str, Any]) -> None:
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
         from sklearn.linear_model import LogisticRegression
 
         self.C_ = float(tensors["C"][0])
@@ -413,7 +496,7 @@ class FineTuneClassifier(TextClassifier):
     def _tensors(self) -> dict[str, Any]:
         return {name: p for name, p in self.model_.named_parameters() if p.requires_grad}
 
-    def _restore(self, tensors: dict[str, Any]) -> None:
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
         model, self.tokenizer_ = self._build(len(self.classes_))
         missing = set(tensors) - {name for name, _ in model.named_parameters()}
         if missing:
@@ -422,3 +505,429 @@ class FineTuneClassifier(TextClassifier):
 
         model.load_state_dict(tensors, strict=False)
         self.model_ = model.to(runtime.get_device()).eval()
+
+
+def _check_groups(name: str, groups: Any) -> tuple[tuple[str, ...], ...]:
+    """``groups`` as a tuple of non-empty tuples of strings, one per class, or a ``ValueError``."""
+    if isinstance(groups, str) or not all(isinstance(g, Sequence) and not isinstance(g, str) for g in groups):
+        raise TypeError(f"{name} must hold one tuple of strings per class, e.g. (('bad',), ('good',))")
+    groups = tuple(tuple(g) for g in groups)
+    if len(groups) < 2 or any(not g or not all(isinstance(t, str) and t for t in g) for g in groups):
+        raise ValueError(f"{name} needs at least two classes, each with one or more non-empty strings")
+    return groups
+
+
+def _own_classes(classes: Sequence[int | str] | None, n_classes: int) -> np.ndarray:
+    """``classes`` (default ``0 .. n_classes - 1``) as an array, checked against ``n_classes``."""
+    if classes is None:
+        return np.arange(n_classes)
+    if len(classes) != n_classes or len(set(classes)) != n_classes:
+        raise ValueError(f"classes={classes!r} must name {n_classes} distinct classes, one per group")
+    if {_label_kind(c) for c in classes} not in ({"int"}, {"str"}):
+        raise TypeError(f"classes must be all ints or all strings, got {classes!r}")
+    return np.asarray(classes)
+
+
+class LabelDescriptionClassifier(TextClassifier):
+    """Zero-shot: each text gets the class whose description is nearest in a sentence encoder's space.
+
+    Every class is described in words (``descriptions[y]``: one or more texts, averaged); a text's
+    probabilities are ``softmax(cos(text, class) / temperature)``
+    (:func:`metalib.methods.contrastive.zero_shot_probabilities`). No label is needed:
+    ``fit([], [])`` only embeds the descriptions; labels passed to ``fit`` are checked and ignored.
+
+    Args:
+        encoder: a name for :func:`metalib.recipes.load_encoder`.
+        descriptions: one tuple of description texts per class.
+        classes: the class of each group (default ``0 .. C - 1``).
+        temperature: softmax temperature (does not change the predictions).
+        max_length: tokens kept per text.
+    """
+
+    selection: ClassVar[str] = "fixed in advance (the descriptions); uses no label"
+
+    def __init__(
+        self,
+        encoder: str = "minilm-l6",
+        descriptions: tuple[tuple[str, ...], ...] = (
+            ("a negative movie review",),
+            ("a positive movie review",),
+        ),
+        classes: tuple[int | str, ...] | None = None,
+        temperature: float = 0.05,
+        max_length: int = 64,
+    ) -> None:
+        self.encoder = encoder
+        self.descriptions = descriptions
+        self.classes = classes
+        self.temperature = temperature
+        self.max_length = max_length
+
+    def own_classes(self) -> np.ndarray:
+        return _own_classes(self.classes, len(_check_groups("descriptions", self.descriptions)))
+
+    def _fit(self, texts: list[str], y: np.ndarray) -> None:
+        from metalib.methods.contrastive import label_embeddings
+
+        if getattr(self, "_encoder", None) is None:
+            self._encoder = _load_encoder(self.encoder)
+        model, tokenizer = self._encoder
+        groups = _check_groups("descriptions", self.descriptions)
+        self.label_vectors_ = label_embeddings(model, tokenizer, groups, max_length=self.max_length)  # (C, H)
+        self.n_trainable_parameters_ = 0
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        from metalib.methods.contrastive import zero_shot_probabilities
+
+        vectors = _sentence_vectors(self, texts)  # (N, H)
+        return (
+            zero_shot_probabilities(vectors, self.label_vectors_, temperature=self.temperature)
+            .double()
+            .numpy()
+        )
+
+    def _tensors(self) -> dict[str, Any]:
+        return {"label_vectors": self.label_vectors_}
+
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        self.label_vectors_ = tensors["label_vectors"]
+
+
+PROTOTYPE_HEADS = (None, "protonet-wordnet")
+"""What :class:`PrototypeClassifier` puts on the encoder's vectors: nothing, or chapter 6's ProtoNet head."""
+
+
+class PrototypeClassifier(TextClassifier):
+    """Few-shot: a text gets the class of the nearest prototype, the mean vector of the class's examples.
+
+    ``fit`` is the support set: it trains nothing, it averages (``n_trainable_parameters_ == 0``).
+    With ``head=None`` the vectors are the encoder's own (the nearest class mean on frozen MiniLM);
+    with ``head="protonet-wordnet"`` they first pass through the projection head that chapter 6
+    meta-trains as a prototypical network on WordNet supersense episodes
+    (:func:`metalib.recipes.protonet_head.protonet_head`, built on first use; MiniLM only). Logits
+    are ``-scale * ||z - c||^2`` (or ``scale * cos``), so ``scale`` changes the probabilities, never
+    the predictions.
+
+    Args:
+        encoder: a name for :func:`metalib.recipes.load_encoder`.
+        head: one of :data:`PROTOTYPE_HEADS`.
+        metric: ``"sqeuclidean"`` or ``"cosine"``.
+        scale: logit scale.
+        max_length: tokens kept per text.
+    """
+
+    selection: ClassVar[str] = "fixed in advance (the head is meta-trained on other tasks)"
+
+    def __init__(
+        self,
+        encoder: str = "minilm-l6",
+        head: str | None = None,
+        metric: str = "sqeuclidean",
+        scale: float = 10.0,
+        max_length: int = 64,
+    ) -> None:
+        self.encoder = encoder
+        self.head = head
+        self.metric = metric
+        self.scale = scale
+        self.max_length = max_length
+
+    def _embed(self, texts: list[str]):
+        """The (head-mapped) vectors, ``(N, H)``."""
+        import torch
+
+        if self.head not in PROTOTYPE_HEADS:
+            raise ValueError(f"head={self.head!r}: choose one of {PROTOTYPE_HEADS}")
+        if self.metric not in ("sqeuclidean", "cosine"):
+            raise ValueError(f"metric={self.metric!r} must be 'sqeuclidean' or 'cosine'")
+        if self.head is not None and self.encoder != "minilm-l6":
+            raise ValueError(
+                f"head={self.head!r} was meta-trained on minilm-l6 vectors, not {self.encoder!r}"
+            )
+        vectors = _sentence_vectors(self, texts)
+        if self.head is None:
+            return vectors
+        if getattr(self, "_head", None) is None:
+            from metalib.recipes.protonet_head import protonet_head
+
+            self._head = protonet_head()
+        with torch.no_grad():
+            return self._head(vectors)
+
+    def _fit(self, texts: list[str], y: np.ndarray) -> None:
+        import torch
+
+        from metalib.methods.protonet import prototypes
+
+        z = self._embed(texts)  # (N, H)
+        labels = torch.as_tensor(y)
+        self.prototypes_ = prototypes(z[None], labels[None], len(self.classes_))[0]  # (C, H)
+        self.n_trainable_parameters_ = 0
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        from metalib.methods.protonet import prototype_logits
+
+        logits = prototype_logits(self._embed(texts)[None], self.prototypes_[None], self.metric, self.scale)[
+            0
+        ]
+        return logits.double().softmax(-1).numpy()  # (N, C)
+
+    def _tensors(self) -> dict[str, Any]:
+        return {"prototypes": self.prototypes_}
+
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        self.prototypes_ = tensors["prototypes"]
+
+
+def _load_causal_lm(name: str):
+    """:func:`metalib.zoo.load_causal_lm`, with an unknown name reported as a ``ValueError``."""
+    from metalib import zoo
+
+    try:
+        return zoo.load_causal_lm(name)
+    except OSError as err:
+        known = ", ".join(zoo.CAUSAL_LMS)
+        raise ValueError(
+            f"unknown language model {name!r}: use {known}, a local model directory, or (online) a hub name"
+        ) from err
+
+
+class PromptClassifier(TextClassifier):
+    """Zero-shot or in-context classification by prompting a causal LM, with contextual calibration.
+
+    A text is put into a template (``instruction``, then ``shots`` demonstrations drawn from the
+    training texts with their answers, then the text as ``example``), and each class is scored by
+    the log-likelihood of its answer words (``words[y]``) after the prompt
+    (:func:`metalib.methods.prompting.score_labels`). With ``calibrate`` the probabilities are
+    divided by the model's answer distribution for content-free inputs under the same prompt
+    (Zhao et al. 2021), so a model that leans to one answer is straightened. Trains nothing; ``fit``
+    draws the demonstrations and computes the content-free prior (``fit([], [])`` with
+    ``shots=0``).
+
+    Args:
+        model: a name for :func:`metalib.zoo.load_causal_lm`.
+        instruction: shown once before the examples ("" for none).
+        example: how a text is shown; contains ``{text}``.
+        words: one tuple of answer words per class; the first answers the demonstrations.
+        classes: the class of each group (default ``0 .. C - 1``).
+        chat: render through the tokenizer's chat template.
+        shots: demonstrations per prompt, drawn with ``seed`` (random order, not balanced).
+        calibrate: apply contextual calibration.
+        seed: the draw of demonstrations.
+        batch_size: prompts per forward pass.
+    """
+
+    selection: ClassVar[str] = (
+        "fixed in advance (template and answer words); demonstrations from the training labels"
+    )
+
+    def __init__(
+        self,
+        model: str = "smollm2-135m-instruct",
+        instruction: str = "",
+        example: str = "Review: {text}\nSentiment:",
+        words: tuple[tuple[str, ...], ...] = (("negative", "Negative"), ("positive", "Positive")),
+        classes: tuple[int | str, ...] | None = None,
+        chat: bool = False,
+        shots: int = 0,
+        calibrate: bool = True,
+        seed: int = 0,
+        batch_size: int = 16,
+    ) -> None:
+        self.model = model
+        self.instruction = instruction
+        self.example = example
+        self.words = words
+        self.classes = classes
+        self.chat = chat
+        self.shots = shots
+        self.calibrate = calibrate
+        self.seed = seed
+        self.batch_size = batch_size
+
+    def own_classes(self) -> np.ndarray:
+        return _own_classes(self.classes, len(_check_groups("words", self.words)))
+
+    def _prompting(self):
+        """(model, tokenizer, template, verbalizer), the model loaded on first use."""
+        from metalib.methods.prompting import PromptTemplate, Verbalizer
+
+        if getattr(self, "_lm", None) is None:
+            self._lm = _load_causal_lm(self.model)
+        template = PromptTemplate("estimator", self.instruction, self.example, chat=self.chat)
+        return (*self._lm, template, Verbalizer(_check_groups("words", self.words)))
+
+    def _fit(self, texts: list[str], y: np.ndarray) -> None:
+        from metalib.methods.prompting import content_free_prior, sample_demonstrations
+
+        if not 0 <= self.shots <= len(texts):
+            raise ValueError(
+                f"shots={self.shots} demonstrations need that many labelled texts; fit got {len(texts)}"
+            )
+        model, tokenizer, template, verbalizer = self._prompting()
+        picked = sample_demonstrations(y, self.shots, self.seed)
+        self.demonstrations_ = [(texts[i], int(y[i])) for i in picked]
+        longest = max([*texts, ""], key=len)
+        tokens = len(
+            tokenizer(template.render(tokenizer, [longest], verbalizer, self.demonstrations_)[0])["input_ids"]
+        )
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit is not None and tokens > limit:
+            raise ValueError(
+                f"shots={self.shots} makes prompts of {tokens} tokens; {self.model} reads {limit}: use fewer"
+            )
+        self.prior_ = (
+            content_free_prior(model, tokenizer, template, verbalizer, self.demonstrations_)
+            if self.calibrate
+            else None
+        )
+        self.n_trainable_parameters_ = 0
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        from metalib.methods.prompting import calibrate, score_labels
+
+        model, tokenizer, template, verbalizer = self._prompting()
+        prompts = template.render(tokenizer, texts, verbalizer, self.demonstrations_)
+        scores = score_labels(
+            model, tokenizer, prompts, template.answers(verbalizer), batch_size=self.batch_size
+        )
+        probabilities = calibrate(scores, self.prior_) if self.prior_ is not None else scores.softmax(dim=1)
+        return probabilities.double().numpy()  # (N, C)
+
+    def _tensors(self) -> dict[str, Any]:
+        import torch
+
+        return {"prior": self.prior_ if self.prior_ is not None else torch.zeros(0)}
+
+    def _json_state(self) -> dict[str, Any]:
+        return {"demonstrations": self.demonstrations_}
+
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        self.prior_ = tensors["prior"] if tensors["prior"].numel() else None
+        self.demonstrations_ = [(text, int(y)) for text, y in state["demonstrations"]]
+
+
+class DistilledClassifier(TextClassifier):
+    """Knowledge distillation: a smaller student learns a teacher estimator's predictions.
+
+    ``fit(texts, labels)`` fits a clone of ``teacher`` (default: full LP-FT fine-tuning) on the
+    labels, asks it for class probabilities of the *transfer set* (the labelled texts and
+    ``unlabelled``, texts without labels such as the rest of a training split), and trains the
+    student on them with Hinton et al.'s soft-target loss at ``temperature``
+    (:func:`metalib.methods.distillation.kd_loss` with ``alpha = 1``: the student sees no label,
+    only the teacher's log-probabilities as logits). The student keeps ``layers`` of the encoder's
+    transformer layers (DistilBERT's initialisation,
+    :func:`~metalib.methods.distillation.layer_copy_student`), mean-pools them and adds a linear
+    head. ``fit_seconds_`` includes the teacher's fit and predictions (``teacher_seconds_``).
+
+    Args:
+        teacher: an unfitted estimator of this module (None: ``FineTuneClassifier()``).
+        unlabelled: the transfer set's texts beyond the labelled ones.
+        encoder: the student's source, a name for :func:`metalib.recipes.load_encoder`.
+        layers: the encoder layers the student keeps (MiniLM has 6).
+        temperature: softens teacher and student distributions.
+        lr, epochs, min_steps, batch_size: the student's schedule (AdamW, 10% warm-up, linear decay).
+        max_length: tokens kept per text.
+        seed: the student's head and batch order (the teacher keeps its own ``seed``).
+    """
+
+    selection: ClassVar[str] = "the teacher's (default: probe C by cross-validation); the student's fixed"
+
+    def __init__(
+        self,
+        teacher: TextClassifier | None = None,
+        unlabelled: tuple[str, ...] = (),
+        encoder: str = "minilm-l6",
+        layers: tuple[int, ...] = (0, 2, 4),
+        temperature: float = 2.0,
+        lr: float = 1e-4,
+        epochs: int = 2,
+        min_steps: int = 60,
+        batch_size: int = 32,
+        max_length: int = 64,
+        seed: int = 0,
+    ) -> None:
+        self.teacher = teacher
+        self.unlabelled = unlabelled
+        self.encoder = encoder
+        self.layers = layers
+        self.temperature = temperature
+        self.lr = lr
+        self.epochs = epochs
+        self.min_steps = min_steps
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.seed = seed
+
+    def _teacher(self) -> TextClassifier:
+        from sklearn.base import clone
+
+        return clone(self.teacher) if self.teacher is not None else FineTuneClassifier()
+
+    def _build(self, n_classes: int):
+        """The untrained student (mean-pooled copy of ``layers`` with a head) and its tokenizer."""
+        from metalib import runtime
+        from metalib.methods.distillation import layer_copy_student
+        from metalib.methods.transfer import MeanPoolClassifier
+
+        runtime.seed_everything(self.seed)
+        encoder, tokenizer = _load_encoder(self.encoder, device="cpu")
+        student = layer_copy_student(encoder, list(self.layers))
+        return MeanPoolClassifier(student, num_labels=n_classes), tokenizer
+
+    def _fit(self, texts: list[str], y: np.ndarray) -> None:
+        import torch
+
+        from metalib.methods.distillation import DistillationConfig, distill
+        from metalib.methods.transfer import steps_for
+        from metalib.train import TrainConfig
+
+        unlabelled = check_texts(self.unlabelled, allow_empty=True)
+        start = time.perf_counter()
+        teacher = self._teacher().fit(texts, y)
+        transfer = texts + unlabelled
+        log_p = torch.from_numpy(teacher.predict_proba(transfer)).clamp_min(1e-12).log().float()  # (N, C)
+        self.teacher_seconds_ = time.perf_counter() - start
+        model, tokenizer = self._build(len(self.classes_))
+        config = TrainConfig(
+            max_steps=steps_for(len(transfer), self.batch_size, self.epochs, self.min_steps),
+            lr=self.lr,
+            warmup_ratio=0.1,
+            progress=False,
+        )
+        trainer = distill(
+            model,
+            tokenizer,
+            transfer,
+            log_p,
+            config,
+            DistillationConfig(temperature=self.temperature, alpha=1.0),
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            seed=self.seed,
+        )
+        self.model_, self.tokenizer_ = trainer.unwrapped_model.eval(), tokenizer
+        self.n_trainable_parameters_ = sum(p.numel() for p in self.model_.parameters())
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        from metalib.methods.transfer import predict_text_logits
+
+        logits = predict_text_logits(self.model_, self.tokenizer_, texts, self.max_length)
+        return logits.double().softmax(-1).numpy()
+
+    def _tensors(self) -> dict[str, Any]:
+        return dict(self.model_.named_parameters())
+
+    def _json_state(self) -> dict[str, Any]:
+        return {"teacher_seconds": self.teacher_seconds_}
+
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        from metalib import runtime
+
+        model, self.tokenizer_ = self._build(len(self.classes_))
+        missing = {name for name, _ in model.named_parameters()} ^ set(tensors)
+        if missing:
+            raise ValueError(f"saved tensors do not fit this student: {sorted(missing)[:3]} ...")
+        model.load_state_dict(tensors, strict=False)
+        self.model_ = model.to(runtime.get_device()).eval()
+        self.teacher_seconds_ = state["teacher_seconds"]

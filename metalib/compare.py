@@ -6,12 +6,14 @@ A :class:`Budget` is a number of labelled training snippets and a draw seed. Its
 from data (the probe's ``C``) it chooses from them, and the row records how (``selection``). The
 test split is used once per row, to score.
 
-:func:`run` fits one :mod:`metalib.classifiers` estimator on one budget and returns a row:
-accuracy with its Wilson 95% interval, fit seconds, prediction milliseconds per test text,
-trainable parameters, bytes stored per task (the size of what ``save`` writes) and the labels used.
-Rows are cached as JSON in metalib's cache, keyed by the estimator's class and parameters, a
-fingerprint of the data, the budget and the source of the code (:func:`metalib.runtime.code_fingerprint`),
-written atomically under a lock: two chapters that run the same configuration share one fit.
+:func:`run` fits one :mod:`metalib.classifiers` estimator on one budget and returns a row: accuracy
+with its Wilson 95% interval, fit seconds, prediction milliseconds per test text, trainable
+parameters, bytes stored per task (what ``save`` writes of the fit: its tensors and, as JSON, other
+fitted state such as demonstrations; not the parameters) and the labels used. A budget of 0 labels
+fits zero-shot estimators on nothing (``fit([], [])``). Rows are cached as JSON in metalib's cache,
+keyed by the estimator's class and parameters, a fingerprint of the data, the budget and the source
+of the code (:func:`metalib.runtime.code_fingerprint`), written atomically under a lock: two
+chapters that run the same configuration share one fit.
 Times in a cached row are those of the machine and run that computed it.
 
 Example:
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from metalib import runtime
-from metalib.classifiers import TextClassifier
+from metalib.classifiers import TextClassifier, params_to_json
 from metalib.evaluate import accuracy_estimate, mean_estimate
 from metalib.methods.transfer import plot_interval_curves, stratified_subset
 
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Budget",
+    "Rows",
+    "Splits",
     "budgets",
     "data_fingerprint",
     "grid",
@@ -71,14 +75,16 @@ class Splits(Protocol):
 
 @dataclass(frozen=True)
 class Budget:
-    """``labels`` training snippets (None: all of them), drawn with ``seed``."""
+    """``labels`` training snippets drawn with ``seed`` (None: all of them; 0: none, for zero-shot)."""
 
     labels: int | None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.labels is not None and self.labels < 2:
-            raise ValueError(f"a budget needs at least 2 labels (one per class), got {self.labels}")
+        if self.labels is not None and (self.labels < 0 or self.labels == 1):
+            raise ValueError(
+                f"a budget is 0 labels (zero-shot) or at least 2 (one per class), got {self.labels}"
+            )
 
 
 def budgets(labels: Iterable[int | None], seeds: Iterable[int] = (0,)) -> list[Budget]:
@@ -97,8 +103,18 @@ def data_fingerprint(data: Splits) -> str:
 
 
 def _params(estimator: TextClassifier) -> dict[str, Any]:
-    """The estimator's parameters as JSON values (tuples as lists)."""
-    return json.loads(json.dumps(estimator.get_params(deep=False), default=repr))
+    """The estimator's parameters as JSON values (:func:`metalib.classifiers.params_to_json`), with
+    a long list of texts (unlabelled data) replaced by its length and a hash."""
+
+    def short(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: short(v) for k, v in value.items()}
+        if isinstance(value, list) and len(value) > 64 and all(isinstance(v, str) for v in value):
+            digest = hashlib.sha256("\x1f".join(value).encode()).hexdigest()[:16]
+            return {"texts": len(value), "sha256": digest}
+        return value
+
+    return short(params_to_json(estimator))
 
 
 def run(
@@ -136,7 +152,7 @@ def run(
 
 
 def _fit_and_score(estimator: TextClassifier, data: Splits, budget: Budget) -> dict[str, Any]:
-    rows = stratified_subset(data.train.labels, budget.labels, budget.seed)
+    rows = [] if budget.labels == 0 else stratified_subset(data.train.labels, budget.labels, budget.seed)
     texts = [data.train.texts[i] for i in rows]
     labels = [data.train.labels[i] for i in rows]
     with runtime.preserved_random_state():
@@ -146,7 +162,8 @@ def _fit_and_score(estimator: TextClassifier, data: Splits, budget: Budget) -> d
         predict_seconds = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         stored = estimator.save(Path(tmp) / "estimator")
-        bytes_per_task = (stored / "weights.safetensors").stat().st_size
+        state = json.loads((stored / "estimator.json").read_text())["state"]
+        bytes_per_task = (stored / "weights.safetensors").stat().st_size + len(json.dumps(state).encode())
     score = accuracy_estimate((predicted == np.asarray(data.test.labels)).tolist())
     return {
         "estimator": type(estimator).__name__,

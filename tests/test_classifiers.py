@@ -13,6 +13,7 @@ from metalib import classifiers as clf
 from metalib import data
 from metalib.methods.transfer import stratified_subset
 
+UNLABELLED = tuple(data.rotten_tomatoes(seed=0).train.texts[-24:])  # a transfer set without labels
 TINY = dict(max_length=16)
 TRAIN = dict(min_steps=3, epochs=1, batch_size=8, **TINY)
 ESTIMATORS = {
@@ -21,10 +22,28 @@ ESTIMATORS = {
     "full": clf.FineTuneClassifier(**TRAIN),
     "lora": clf.FineTuneClassifier(adapter="lora", lr=1e-3, rank=2, **TRAIN),
     "ia3": clf.FineTuneClassifier(adapter="ia3", lr=1e-2, **TRAIN),
-    "prompt": clf.FineTuneClassifier(adapter="prompt", lr=1e-2, virtual_tokens=4, **TRAIN),
+    "prompt tuning": clf.FineTuneClassifier(adapter="prompt", lr=1e-2, virtual_tokens=4, **TRAIN),
     "bitfit": clf.FineTuneClassifier(adapter="bitfit", lr=1e-3, **TRAIN),
+    "prototypes": clf.PrototypeClassifier(**TINY),
+    "protonet": clf.PrototypeClassifier(head="protonet-wordnet", **TINY),
+    "descriptions": clf.LabelDescriptionClassifier(classes=("rotten", "fresh"), **TINY),
+    "zero-shot prompt": clf.PromptClassifier(classes=("rotten", "fresh"), batch_size=4),
+    "in-context prompt": clf.PromptClassifier(classes=("rotten", "fresh"), shots=2, calibrate=False),
+    "distilled": clf.DistilledClassifier(
+        clf.LinearProbeClassifier(folds=2, **TINY), UNLABELLED, layers=(0,), **TRAIN
+    ),
 }
-NEEDS_ENCODER = [name for name in ESTIMATORS if name != "majority"]
+OWN_CLASSES = [
+    "descriptions",
+    "zero-shot prompt",
+    "in-context prompt",
+]  # zero-shot: classes from the parameters
+TRAINS_NOTHING = ["majority", "prototypes", "protonet", *OWN_CLASSES]
+MODEL_PARAMETER = {
+    name: "model" if name.endswith(" prompt") else "encoder"
+    for name in ESTIMATORS
+    if name not in ("majority", "protonet")  # the ProtoNet head refuses any encoder but MiniLM first
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +55,14 @@ def rows():
     return texts, labels, splits.test.texts[:12]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def quick_profile():
+    """Built models (the ProtoNet head) in their quick recipes."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("METALIB_PROFILE", "quick")
+        yield
+
+
 @pytest.fixture(scope="module")
 def fitted(rows):
     texts, labels, _ = rows
@@ -45,7 +72,7 @@ def fitted(rows):
 @pytest.mark.parametrize("name", ESTIMATORS)
 def test_clone_keeps_the_parameters_and_drops_the_fit(name, fitted):
     copy = clone(fitted[name])
-    assert copy.get_params() == ESTIMATORS[name].get_params()
+    assert clf.params_to_json(copy) == clf.params_to_json(ESTIMATORS[name])
     assert not hasattr(copy, "classes_")
     with pytest.raises(ValueError, match="not fitted"):
         copy.predict(["a text"])
@@ -54,7 +81,9 @@ def test_clone_keeps_the_parameters_and_drops_the_fit(name, fitted):
 @pytest.mark.parametrize("name", ESTIMATORS)
 def test_fitted_estimator_predicts_probabilities_of_its_classes(name, fitted, rows):
     estimator, test = fitted[name], rows[2]
-    assert estimator.classes_.tolist() == ["fresh", "rotten"]
+    assert estimator.classes_.tolist() == (
+        ["rotten", "fresh"] if name in OWN_CLASSES else ["fresh", "rotten"]
+    )
     proba = estimator.predict_proba(test)
     assert proba.shape == (len(test), 2) and (proba >= 0).all()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
@@ -62,7 +91,7 @@ def test_fitted_estimator_predicts_probabilities_of_its_classes(name, fitted, ro
     assert predicted.shape == (len(test),) and set(predicted) <= {"fresh", "rotten"}
     assert estimator.predict_proba([]).shape == (0, 2)
     assert estimator.fit_seconds_ >= 0
-    assert (estimator.n_trainable_parameters_ == 0) == (name == "majority")
+    assert (estimator.n_trainable_parameters_ == 0) == (name in TRAINS_NOTHING)
 
 
 @pytest.mark.parametrize("name", ESTIMATORS)
@@ -73,7 +102,8 @@ def test_same_seed_same_predictions_and_save_load_is_bit_identical(name, fitted,
     np.testing.assert_array_equal(again.predict_proba(test), proba)
     path = fitted[name].save(tmp_path / name)
     loaded = clf.TextClassifier.load(path)
-    assert type(loaded) is type(fitted[name]) and loaded.get_params() == fitted[name].get_params()
+    assert type(loaded) is type(fitted[name])
+    assert clf.params_to_json(loaded) == clf.params_to_json(fitted[name])
     np.testing.assert_array_equal(loaded.predict_proba(test), proba)
     assert loaded.n_trainable_parameters_ == fitted[name].n_trainable_parameters_
     assert not list(path.glob("*.pkl")) and (path / "weights.safetensors").is_file()
@@ -82,7 +112,7 @@ def test_same_seed_same_predictions_and_save_load_is_bit_identical(name, fitted,
 def test_adapters_train_a_small_share_and_store_little(fitted, tmp_path):
     full = fitted["full"].n_trainable_parameters_
     assert full > 20_000_000  # MiniLM's 22.7M and the head
-    for name in ("lora", "ia3", "prompt", "bitfit"):
+    for name in ("lora", "ia3", "prompt tuning", "bitfit"):
         assert fitted[name].n_trainable_parameters_ < full / 100, name
         stored = (fitted[name].save(tmp_path / name) / "weights.safetensors").stat().st_size
         assert stored < 4 * full / 100, name  # float32 bytes of under 1% of the weights
@@ -100,18 +130,65 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("name", ESTIMATORS)
+BAD_INPUTS_OWN_CLASSES = [
+    ("one text", ["fresh"], TypeError, "wrap it as"),
+    (["a", "b", "c"], ["fresh", "rotten"], ValueError, "3 texts but 2 labels"),
+    (["a", "b"], ["fresh", "good"], ValueError, "'good' are not among this estimator's classes"),
+    (["a", "b"], [0, 1], ValueError, "0, 1 are not among"),
+    (["a", 3], ["fresh", "rotten"], TypeError, "must all be strings"),
+]
+
+
+@pytest.mark.parametrize("name", [name for name in ESTIMATORS if name not in OWN_CLASSES])
 @pytest.mark.parametrize(("texts", "labels", "error", "message"), BAD_INPUTS)
 def test_bad_input_is_refused_with_the_fix(name, texts, labels, error, message):
     with pytest.raises(error, match=message):
         clone(ESTIMATORS[name]).fit(texts, labels)
 
 
-@pytest.mark.parametrize("name", NEEDS_ENCODER)
-def test_unknown_encoder_name_is_a_value_error(name):
-    estimator = clone(ESTIMATORS[name]).set_params(encoder="metalib-test/no-such-model")
-    with pytest.raises(ValueError, match="unknown encoder 'metalib-test/no-such-model'"):
-        estimator.fit(["good", "bad"], [1, 0])
+@pytest.mark.parametrize("name", OWN_CLASSES)
+@pytest.mark.parametrize(("texts", "labels", "error", "message"), BAD_INPUTS_OWN_CLASSES)
+def test_zero_shot_estimators_refuse_labels_they_do_not_know(name, texts, labels, error, message):
+    with pytest.raises(error, match=message):
+        clone(ESTIMATORS[name]).fit(texts, labels)
+
+
+def test_zero_shot_estimators_fit_on_nothing(fitted, rows):
+    test = rows[2]
+    for name in ("descriptions", "zero-shot prompt"):
+        empty = clone(ESTIMATORS[name]).fit([], [])
+        np.testing.assert_array_equal(empty.predict_proba(test), fitted[name].predict_proba(test))
+    with pytest.raises(ValueError, match="shots=2 demonstrations need that many labelled texts; fit got 1"):
+        clone(ESTIMATORS["in-context prompt"]).fit(["a fine film"], ["fresh"])
+    demonstrations = fitted["in-context prompt"].demonstrations_
+    assert len(demonstrations) == 2 and all(text in rows[0] for text, _ in demonstrations)
+
+
+@pytest.mark.parametrize("name", MODEL_PARAMETER)
+def test_unknown_model_name_is_a_value_error(name):
+    parameter = MODEL_PARAMETER[name]
+    estimator = clone(ESTIMATORS[name]).set_params(**{parameter: "metalib-test/no-such-model"})
+    kind = "language model" if parameter == "model" else "encoder"
+    with pytest.raises(ValueError, match=f"unknown {kind} 'metalib-test/no-such-model'"):
+        estimator.fit(["good", "bad", "fine"], ["rotten", "fresh", "fresh"])
+
+
+def test_bad_parameters_of_the_few_and_zero_shot_estimators():
+    two = (["good", "bad"], ["fresh", "rotten"])
+    with pytest.raises(ValueError, match="head='bogus'"):
+        clf.PrototypeClassifier(head="bogus").fit(*two)
+    with pytest.raises(ValueError, match="metric='manhattan'"):
+        clf.PrototypeClassifier(metric="manhattan").fit(*two)
+    with pytest.raises(ValueError, match="meta-trained on minilm-l6 vectors"):
+        clf.PrototypeClassifier("tiny-bert-scratch", head="protonet-wordnet").fit(*two)
+    with pytest.raises(ValueError, match="at least two classes"):
+        clf.LabelDescriptionClassifier(descriptions=(("only one",),)).fit([], [])
+    with pytest.raises(TypeError, match="one tuple of strings per class"):
+        clf.LabelDescriptionClassifier(descriptions=("bad", "good")).fit([], [])
+    with pytest.raises(ValueError, match="must name 2 distinct classes"):
+        clf.LabelDescriptionClassifier(classes=("a", "a")).fit([], [])
+    with pytest.raises(TypeError, match="all ints or all strings"):
+        clf.PromptClassifier(classes=(0, "a")).fit([], [])
 
 
 def test_unknown_adapter_and_bad_saved_directories(tmp_path, fitted):
@@ -140,3 +217,18 @@ def test_integer_labels_keep_their_type(rows):
     ints = [int(label == "fresh") for label in labels]
     majority = clf.MajorityClassifier().fit(texts, np.array(ints))
     assert majority.classes_.tolist() == [0, 1] and majority.predict(test).dtype.kind == "i"
+
+
+def test_the_distilled_student_keeps_its_layers_and_its_teacher_round_trips(fitted):
+    student = fitted["distilled"]
+    assert student.model_.encoder.config.num_hidden_layers == 1
+    assert 0 < student.teacher_seconds_ < student.fit_seconds_
+    assert student.n_trainable_parameters_ < fitted["full"].n_trainable_parameters_
+    described = clf.params_to_json(student)
+    assert described["teacher"] == {
+        "class": "LinearProbeClassifier",
+        "params": clf.params_to_json(student.teacher),
+    }
+    rebuilt = clf.estimator_from_json({"class": "DistilledClassifier", "params": described})
+    assert clf.params_to_json(rebuilt) == described and isinstance(rebuilt.teacher, clf.LinearProbeClassifier)
+    assert rebuilt.unlabelled == UNLABELLED  # tuples again, as given

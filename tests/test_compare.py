@@ -32,8 +32,37 @@ def test_budgets_and_their_checks():
         compare.Budget(None, 0),
         compare.Budget(None, 1),
     ]
-    with pytest.raises(ValueError, match="at least 2 labels"):
-        compare.Budget(1)
+    for bad in (1, -2):
+        with pytest.raises(ValueError, match="0 labels \\(zero-shot\\) or at least 2"):
+            compare.Budget(bad)
+
+
+def test_a_zero_label_budget_fits_zero_shot_estimators_on_nothing(small, cache):
+    descriptions = clf.LabelDescriptionClassifier(max_length=16)
+    row = compare.run(descriptions, small, compare.Budget(0))
+    assert (
+        row["labels_used"] == 0 and row["trainable_parameters"] == 0 and "uses no label" in row["selection"]
+    )
+    assert row["accuracy"] > 0.5  # two sentences describing the classes beat a coin on 80 real reviews
+    with pytest.raises(ValueError, match="texts is empty"):
+        compare.run(clf.MajorityClassifier(), small, compare.Budget(0))  # it needs labels
+
+
+class WithUnlabelled(clf.MajorityClassifier):
+    """A majority classifier with a list of texts among its parameters (as a distilled student has)."""
+
+    def __init__(self, unlabelled: tuple[str, ...] = ()) -> None:
+        self.unlabelled = unlabelled
+
+
+def test_long_lists_of_texts_in_parameters_are_hashed_in_rows(small, cache):
+    texts = tuple(small.train.texts[:100])
+    hashed = compare._params(WithUnlabelled(texts))["unlabelled"]
+    assert hashed["texts"] == 100 and len(hashed["sha256"]) == 16
+    assert (
+        compare._params(WithUnlabelled(texts[:99] + ("other",)))["unlabelled"]["sha256"] != hashed["sha256"]
+    )
+    assert compare._params(WithUnlabelled(texts[:3]))["unlabelled"] == list(texts[:3])  # short: as it is
 
 
 def test_a_row_is_computed_once_then_served_from_the_cache(small, cache):

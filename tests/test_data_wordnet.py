@@ -6,10 +6,11 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from metalib.data import wordnet
-from metalib.data.wordnet import LEXNAMES, class_splits, find_wordnet_dir, wordnet_supersenses
+from metalib.data.wordnet import LEXNAMES, class_splits, find_wordnet_dir, pooled_rows, wordnet_supersenses
 
 SEED0_SPLITS = {
     "train": [
@@ -179,3 +180,15 @@ def test_malformed_line_is_reported(tmp_path: Path, bad_line: str, match: str) -
     (tmp_path / "data.adv").write_text(header)
     small = wordnet_supersenses(tmp_path)
     assert small.labels == ("noun.Tops",) * 3 and small.lemmas[0] == ("entity",)
+
+
+def test_pooled_rows_sample_each_class_of_each_split(data):
+    splits = class_splits(seed=0)
+    pool = pooled_rows(data, splits, (3, 2, 1), seed=0)
+    labels = [data.labels[i] for i in pool]
+    assert len(pool) == 25 * 3 + 10 * 2 + 10 * 1 and len(set(pool.tolist())) == len(pool)
+    assert labels[:3] == [splits["train"][0]] * 3 and labels[-1] == splits["test"][-1]
+    np.testing.assert_array_equal(pool, pooled_rows(data, splits, (3, 2, 1), seed=0))
+    assert not np.array_equal(pool, pooled_rows(data, splits, (3, 2, 1), seed=1))
+    with pytest.raises(ValueError, match="one positive count per split"):
+        pooled_rows(data, splits, (3, 2))

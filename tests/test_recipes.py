@@ -9,6 +9,7 @@ import torch
 from metalib import recipes, zoo
 from metalib.methods import pretraining as pt
 from metalib.recipes import distilled as ds
+from metalib.recipes import protonet_head as ph
 from metalib.recipes import teacher
 from metalib.recipes import tiny_bert as tb
 
@@ -115,3 +116,27 @@ def test_build_encoder_knows_only_the_books_models(tmp_path, monkeypatch):
     assert model.config.hidden_size == 384
     with pytest.raises(OSError, match="metalib.recipes.load_encoder"):
         zoo.load_encoder("tiny-bert-pretrained")  # zoo knows no built model, and says where to look
+
+
+def test_cached_protonet_head_never_sees_a_meta_test_class(tmp_path, monkeypatch):
+    assert ph.ProtoNetHeadRecipe.for_profile("quick").steps < ph.ProtoNetHeadRecipe.for_profile("full").steps
+    recipe = ph.ProtoNetHeadRecipe(per_class=(20, 20, 1), steps=4, eval_every=2, val_episodes=5)
+    monkeypatch.setenv("METALIB_CACHE", str(tmp_path))
+    seen = []
+    real_train = ph.train_protonet
+
+    def spy(features, labels, classes, config, val):
+        seen.append((set(classes), {c for row in val.classes for c in row}))
+        return real_train(features, labels, classes, config, val)
+
+    monkeypatch.setattr(ph, "train_protonet", spy)
+    path = ph.protonet_head_path(recipe)
+    info = json.loads((path / "run.json").read_text())
+    (train_classes, val_classes), test_classes = seen[0], set(info["splits"]["test"])
+    assert train_classes == set(info["splits"]["train"]) and val_classes <= set(info["splits"]["val"])
+    assert not (train_classes | val_classes) & test_classes
+    assert info["best_step"] in (0, 2, 4) and 0 <= info["val_accuracy"] <= 1
+    head = ph.protonet_head(recipe)
+    assert ph.protonet_head_path(recipe) == path and len(seen) == 1  # built once, then loaded
+    x = torch.nn.functional.normalize(torch.randn(3, 384), dim=1)
+    assert head(x).shape == (3, 384) and not head.training

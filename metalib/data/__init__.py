@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         SupersenseData,
         class_splits,
         find_wordnet_dir,
+        pooled_rows,
         wordnet_supersenses,
     )
 
@@ -51,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "SupersenseData": "wordnet",
     "class_splits": "wordnet",
     "find_wordnet_dir": "wordnet",
+    "pooled_rows": "wordnet",
     "wordnet_supersenses": "wordnet",
 }
 
@@ -67,6 +69,7 @@ __all__ = [
     "corpus_path",
     "find_wordnet_dir",
     "leakage_report",
+    "pooled_rows",
     "rotten_tomatoes",
     "rotten_tomatoes_subjectivity",
     "sine_evaluation_set",

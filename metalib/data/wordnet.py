@@ -21,6 +21,7 @@ import os
 import sys
 import zipfile
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ __all__ = [
     "SupersenseData",
     "class_splits",
     "find_wordnet_dir",
+    "pooled_rows",
     "wordnet_supersenses",
 ]
 
@@ -230,6 +232,29 @@ def wordnet_supersenses(wordnet_dir: str | os.PathLike[str] | None = None) -> Su
             glosses.append(gloss.strip())
             lemmas.append(tuple(_clean_lemma(word) for word in words))
     return SupersenseData(tuple(ids), tuple(pos), tuple(labels), tuple(glosses), tuple(lemmas), source)
+
+
+def pooled_rows(
+    data: SupersenseData,
+    splits: Mapping[str, Sequence[str]],
+    per_class: Sequence[int],
+    seed: int = 0,
+) -> np.ndarray:
+    """Row indices of a sample of every class's glosses: at most ``per_class[s]`` for each class of
+    the ``s``-th split, in the order of ``splits`` (each class's rows sorted), all drawn without
+    replacement from one ``numpy.random.default_rng(seed)``. Chapter 6 pools its episodes from them.
+
+    Shapes: returns int64 ``(R,)``.
+    """
+    if len(per_class) != len(splits) or any(n < 1 for n in per_class):
+        raise ValueError(f"per_class={tuple(per_class)} needs one positive count per split {list(splits)}")
+    rng = np.random.default_rng(seed)
+    pool: list[int] = []
+    for names, n in zip(splits.values(), per_class, strict=True):
+        for name in names:
+            rows = data.indices([name])
+            pool += sorted(rng.choice(rows, size=min(n, len(rows)), replace=False).tolist())
+    return np.asarray(pool, dtype=np.int64)
 
 
 def class_splits(seed: int = 0, sizes: tuple[int, int, int] = (25, 10, 10)) -> dict[str, list[str]]:

@@ -111,7 +111,8 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int = 8000, lowercase: boo
     texts gives the same pieces and, since they are numbered canonically (special tokens, then the
     pieces in sorted order), the same ids: the trainer itself breaks ties in an arbitrary order
     (measured before the renumbering: 84 of 2,000 ids swapped between two trainings). Keep a model
-    together with the tokenizer it was trained with all the same (as :func:`tiny_bert` does).
+    together with the tokenizer it was trained with all the same (as
+    :func:`metalib.recipes.tiny_bert.tiny_bert` does).
     """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast

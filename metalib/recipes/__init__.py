@@ -7,6 +7,9 @@
 - ``"minilm-l6-sentiment"``: chapter 2's fine-tuned sentiment classifier, chapter 5's teacher
   (:func:`metalib.recipes.teacher.sentiment_classifier_path`).
 
+Besides these encoders, :func:`metalib.recipes.protonet_head.protonet_head` builds chapter 6's
+ProtoNet head, a projection of MiniLM's vectors meta-trained on WordNet supersense episodes.
+
 Each is built for the current profile (:func:`metalib.runtime.get_profile`); building takes minutes
 (the tiny BERT about 5 in the full profile on 2 cores, the teacher about 9), loading a second. Any
 other name goes to :func:`metalib.zoo.load_encoder` unchanged.
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 BUILT_ENCODERS = ("tiny-bert-pretrained", "tiny-bert-scratch", "tiny-bert-distilled", "minilm-l6-sentiment")
+"""The encoders the book builds, by name (the others come from :mod:`metalib.zoo`)."""
 
 
 def build_encoder(name: str) -> Path:

@@ -27,8 +27,8 @@ class ClassifierRecipe:
     """Everything that determines chapter 2's fine-tuned sentiment classifier (chapter 5's teacher).
 
     The model fine-tunes all its weights on ``n_train`` labelled Rotten Tomatoes snippets of the
-    movie-disjoint training split (:func:`stratified_subset` with ``seed``; None = all), keeping the
-    epoch with the best validation accuracy.
+    movie-disjoint training split (:func:`~metalib.methods.transfer.stratified_subset` with
+    ``seed``; None = all), keeping the epoch with the best validation accuracy.
     """
 
     model: str = "minilm-l6"
