@@ -34,7 +34,7 @@ BUDGETS = {  # seconds of wall-clock time per chapter, per profile
         "01_pretraining": 300,
         "02_transfer": 720,
         "03_zero_shot": 360,
-        "04_peft": 960,
+        "04_peft": 1140,
         "05_distillation": 360,
         "06_maml": 480,
     },

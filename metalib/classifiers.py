@@ -19,11 +19,14 @@ rebuilds the estimator and gives bit-identical predictions. No pickle.
 - :class:`PromptClassifier`: zero-shot or in-context prompting of SmolLM2, with contextual calibration.
 - :class:`DistilledClassifier`: a 3-layer student trained on a teacher estimator's predictions for
   unlabelled texts.
+- :class:`HoldoutSearchClassifier`: any of these with one hyper-parameter (the learning rate)
+  chosen on labels held out of its training labels, then refitted on all.
 
 The zero-shot estimators take their classes from their parameters and accept ``fit([], [])``.
 
-Hyper-parameters chosen from data (the probe's ``C``) are chosen by cross-validation on the
-training labels, so every label an estimator sees is one of those given to ``fit``
+Hyper-parameters chosen from data (the probe's ``C``, a searched learning rate) are chosen on the
+training labels (cross-validation or a held-out share), so every label an estimator sees is one of
+those given to ``fit``
 (``selection`` says how each estimator chooses).
 
 Example:
@@ -51,6 +54,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 __all__ = [
     "ADAPTERS",
     "FineTuneClassifier",
+    "HoldoutSearchClassifier",
     "LabelDescriptionClassifier",
     "LinearProbeClassifier",
     "MajorityClassifier",
@@ -174,6 +178,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         start = time.perf_counter()
         self._fit(texts, y)
         self.fit_seconds_ = time.perf_counter() - start
+        self.n_fit_labels_ = len(texts)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -187,6 +192,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def own_classes(self) -> np.ndarray | None:
         """The classes fixed by the parameters (e.g. one per label description), or None: from ``fit``."""
         return None
+
+    def fit_details(self) -> dict[str, Any]:
+        """Numbers of the fit beyond accuracy and size, as JSON values (e.g. optimizer steps and
+        seconds per step, a chosen learning rate); :func:`metalib.compare.run` keeps them in its row."""
+        self._check_fitted()
+        return {}
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """The most probable class of every text, shape ``(N,)``."""
@@ -207,6 +218,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             "classes": self.classes_.tolist(),
             "fit_seconds": self.fit_seconds_,
             "n_trainable_parameters": self.n_trainable_parameters_,
+            "n_fit_labels": self.n_fit_labels_,
             "state": self._json_state(),
         }
         tensors = {name: t.detach().cpu().contiguous() for name, t in self._tensors().items()}
@@ -227,6 +239,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         estimator.classes_ = np.asarray(info["classes"])
         estimator.fit_seconds_ = info["fit_seconds"]
         estimator.n_trainable_parameters_ = info["n_trainable_parameters"]
+        estimator.n_fit_labels_ = info["n_fit_labels"]
         estimator._restore(load_file(str(path / "weights.safetensors")), info.get("state", {}))
         return estimator
 
@@ -401,9 +414,14 @@ class FineTuneClassifier(TextClassifier):
         adapter: one of :data:`ADAPTERS`.
         lr: peak learning rate (5e-5 suits full fine-tuning of MiniLM; adapters need more, ~1e-3).
         epochs, min_steps, batch_size, weight_decay: the schedule.
-        rank: LoRA's rank. virtual_tokens: prompt tuning's learned vectors.
+        rank: LoRA's rank. lora_target: the layers LoRA wraps, a key of
+            :data:`metalib.methods.adapters.TARGETS`. virtual_tokens: prompt tuning's learned vectors.
         max_length: tokens kept per text.
         seed: initialisation, batch order and the probe's folds.
+
+    After ``fit``, :meth:`fit_details` gives the optimizer steps, the seconds per step and the
+    training state in bytes (weights, and gradients and AdamW moments of the trained ones:
+    :func:`metalib.methods.adapters.training_memory`); on CUDA also the peak memory allocated.
     """
 
     selection: ClassVar[str] = "probe C by cross-validation on the training labels; the rest fixed"
@@ -418,6 +436,7 @@ class FineTuneClassifier(TextClassifier):
         batch_size: int = 16,
         weight_decay: float = 0.01,
         rank: int = 8,
+        lora_target: str = "query_value",
         virtual_tokens: int = 20,
         max_length: int = 64,
         seed: int = 0,
@@ -430,6 +449,7 @@ class FineTuneClassifier(TextClassifier):
         self.batch_size = batch_size
         self.weight_decay = weight_decay
         self.rank = rank
+        self.lora_target = lora_target
         self.virtual_tokens = virtual_tokens
         self.max_length = max_length
         self.seed = seed
@@ -448,7 +468,11 @@ class FineTuneClassifier(TextClassifier):
             from peft import get_peft_model
 
             config = adapters.AdapterConfig(
-                method=self.adapter, rank=self.rank, virtual_tokens=self.virtual_tokens, head=None
+                method=self.adapter,
+                rank=self.rank,
+                target=self.lora_target,
+                virtual_tokens=self.virtual_tokens,
+                head=None,
             )
             encoder = get_peft_model(encoder, adapters.peft_config(config, task_type="FEATURE_EXTRACTION"))
         model = MeanPoolClassifier(encoder, num_labels=n_classes)
@@ -459,20 +483,23 @@ class FineTuneClassifier(TextClassifier):
         return model, tokenizer
 
     def _fit(self, texts: list[str], y: np.ndarray) -> None:
+        import torch
+
+        from metalib.methods.adapters import training_memory
         from metalib.methods.transfer import fine_tune, steps_for
         from metalib.train import TrainConfig
 
         probe = LinearProbeClassifier(self.encoder, max_length=self.max_length, seed=self.seed).fit(texts, y)
-        self.probe_C_ = probe.C_
         model, tokenizer = self._build(len(self.classes_))
         model.init_head_from_probe(probe.probe_)
+        steps = steps_for(len(texts), self.batch_size, self.epochs, self.min_steps)
         config = TrainConfig(
-            max_steps=steps_for(len(texts), self.batch_size, self.epochs, self.min_steps),
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            warmup_ratio=0.1,
-            progress=False,
+            max_steps=steps, lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=0.1, progress=False
         )
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
         trainer = fine_tune(
             model,
             tokenizer,
@@ -484,8 +511,24 @@ class FineTuneClassifier(TextClassifier):
             seed=self.seed,
             group_by_length=True,
         )
+        seconds = time.perf_counter() - start
         self.model_, self.tokenizer_ = trainer.unwrapped_model.eval(), tokenizer
         self.n_trainable_parameters_ = sum(p.numel() for p in self.model_.parameters() if p.requires_grad)
+        self.details_ = {
+            "probe_C": probe.C_,
+            "steps": steps,
+            "seconds_per_step": seconds / steps,
+            "training_state_bytes": training_memory(self.model_),
+            "peak_cuda_bytes": torch.cuda.max_memory_allocated() if cuda else None,
+        }
+
+    def fit_details(self) -> dict[str, Any]:
+        """``probe_C``, ``steps``, ``seconds_per_step``, ``training_state_bytes``, ``peak_cuda_bytes``."""
+        self._check_fitted()
+        return dict(self.details_)
+
+    def _json_state(self) -> dict[str, Any]:
+        return {"details": self.details_}
 
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
         from metalib.methods.transfer import predict_text_logits
@@ -505,6 +548,7 @@ class FineTuneClassifier(TextClassifier):
 
         model.load_state_dict(tensors, strict=False)
         self.model_ = model.to(runtime.get_device()).eval()
+        self.details_ = state["details"]
 
 
 def _check_groups(name: str, groups: Any) -> tuple[tuple[str, ...], ...]:
@@ -931,3 +975,129 @@ class DistilledClassifier(TextClassifier):
         model.load_state_dict(tensors, strict=False)
         self.model_ = model.to(runtime.get_device()).eval()
         self.teacher_seconds_ = state["teacher_seconds"]
+
+
+class HoldoutSearchClassifier(TextClassifier):
+    """Choose one hyper-parameter of ``estimator`` on labels held out of the training labels.
+
+    ``fit(texts, labels)`` holds out a stratified ``holdout`` share of the labels, fits a clone of
+    ``estimator`` on the rest for every value in ``values`` of parameter ``param``, keeps the value
+    with the best accuracy on the held-out labels (ties: the first in ``values``), and refits with it
+    on all labels. Every label used is one of those given to ``fit``, so a label budget includes the
+    validation labels; ``fit_seconds_`` includes every candidate's fit (the search's cost).
+
+    Args:
+        estimator: an unfitted estimator of this module (e.g. a :class:`FineTuneClassifier`).
+        param: the name of one of its parameters (default the learning rate ``lr``).
+        values: the candidates, e.g. a learning-rate grid shared by all methods being compared.
+        holdout: share of the labels held out (at least one per class).
+        seed: the draw of the held-out labels.
+
+    Example:
+        >>> lora = FineTuneClassifier(adapter="lora")                            # doctest: +SKIP
+        >>> search = HoldoutSearchClassifier(lora, "lr", (1e-4, 1e-3, 1e-2))      # doctest: +SKIP
+        >>> search.fit(texts, labels).fit_details()["chosen"]                    # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        estimator: TextClassifier | None = None,
+        param: str = "lr",
+        values: tuple[Any, ...] = (1e-4, 1e-3, 1e-2),
+        holdout: float = 0.25,
+        seed: int = 0,
+    ) -> None:
+        self.estimator = estimator
+        self.param = param
+        self.values = values
+        self.holdout = holdout
+        self.seed = seed
+
+    @property
+    def selection(self) -> str:  # type: ignore[override]
+        """How this search chooses (it depends on the parameters, so it is not a class constant)."""
+        inner = self._candidate(self.values[0]).selection if self.values else ""
+        return (
+            f"{self.param} from {list(self.values)} by accuracy on a stratified {self.holdout:.0%} of the "
+            f"training labels held out, then refit on all; otherwise: {inner}"
+        )
+
+    def _candidate(self, value: Any) -> TextClassifier:
+        """A clone of ``estimator`` with ``param = value`` (a ValueError if it has no such parameter)."""
+        from sklearn.base import clone
+
+        if self.estimator is None:
+            raise ValueError("HoldoutSearchClassifier needs an estimator, e.g. FineTuneClassifier()")
+        if self.param not in self.estimator.get_params(deep=False):
+            raise ValueError(
+                f"{type(self.estimator).__name__} has no parameter {self.param!r}; "
+                f"choose one of {sorted(self.estimator.get_params(deep=False))}"
+            )
+        return clone(self.estimator).set_params(**{self.param: value})
+
+    def _fit(self, texts: list[str], y: np.ndarray) -> None:
+        from sklearn.model_selection import train_test_split
+
+        if not self.values:
+            raise ValueError("HoldoutSearchClassifier.values is empty: give at least one candidate")
+        self._candidate(self.values[0])  # an estimator with that parameter, or the error saying so
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"holdout must be a share in (0, 1), got {self.holdout}")
+        n_classes = len(self.classes_)
+        held = max(n_classes, round(self.holdout * len(texts)))
+        if np.bincount(y).min() < 2 or len(texts) - held < n_classes:
+            raise ValueError(
+                "holding labels out needs at least 2 labels per class (one to fit, one to validate): "
+                "give more labels or fix the parameter in advance"
+            )
+        fit_rows, held_rows = train_test_split(
+            np.arange(len(texts)), test_size=held, stratify=y, random_state=self.seed
+        )
+        held_texts = [texts[i] for i in held_rows]
+        scores = []
+        for value in self.values:
+            candidate = self._candidate(value).fit([texts[i] for i in fit_rows], y[fit_rows])
+            scores.append(float(np.mean(candidate.predict(held_texts) == y[held_rows])))
+        self.chosen_ = self.values[int(np.argmax(scores))]
+        self.holdout_scores_, self.holdout_labels_ = scores, held
+        self.best_estimator_ = self._candidate(self.chosen_).fit(texts, y)
+        self.n_trainable_parameters_ = self.best_estimator_.n_trainable_parameters_
+
+    def fit_details(self) -> dict[str, Any]:
+        """The refitted estimator's details, plus ``chosen`` (the value), ``holdout_scores`` (one
+        per value) and ``holdout_labels``."""
+        self._check_fitted()
+        return {
+            **self.best_estimator_.fit_details(),
+            "chosen": self.chosen_,
+            "holdout_scores": list(self.holdout_scores_),
+            "holdout_labels": self.holdout_labels_,
+        }
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        return self.best_estimator_.predict_proba(texts)  # its classes are our class indices
+
+    def _tensors(self) -> dict[str, Any]:
+        return self.best_estimator_._tensors()
+
+    def _json_state(self) -> dict[str, Any]:
+        best = self.best_estimator_
+        return {
+            "chosen": self.chosen_,
+            "holdout_scores": self.holdout_scores_,
+            "holdout_labels": self.holdout_labels_,
+            "fit_seconds": best.fit_seconds_,
+            "n_fit_labels": best.n_fit_labels_,
+            "n_trainable_parameters": best.n_trainable_parameters_,
+            "state": best._json_state(),
+        }
+
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        self.chosen_, self.holdout_scores_ = state["chosen"], state["holdout_scores"]
+        self.holdout_labels_ = state["holdout_labels"]
+        best = self._candidate(self.chosen_)
+        best.classes_ = np.arange(len(self.classes_))
+        best.fit_seconds_, best.n_fit_labels_ = state["fit_seconds"], state["n_fit_labels"]
+        best.n_trainable_parameters_ = state["n_trainable_parameters"]
+        best._restore(tensors, state["state"])
+        self.best_estimator_ = best

@@ -9,7 +9,9 @@ test split is used once per row, to score.
 :func:`run` fits one :mod:`metalib.classifiers` estimator on one budget and returns a row: accuracy
 with its Wilson 95% interval, fit seconds, prediction milliseconds per test text, trainable
 parameters, bytes stored per task (what ``save`` writes of the fit: its tensors and, as JSON, other
-fitted state such as demonstrations; not the parameters) and the labels used. A budget of 0 labels
+fitted state such as demonstrations; not the parameters), the labels used and the estimator's
+:meth:`~metalib.classifiers.TextClassifier.fit_details` (steps, seconds per step, a chosen
+learning rate). A budget of 0 labels
 fits zero-shot estimators on nothing (``fit([], [])``). Rows are cached as JSON in metalib's cache,
 keyed by the estimator's class and parameters, a fingerprint of the data, the budget and the source
 of the code (:func:`metalib.runtime.code_fingerprint`), written atomically under a lock: two
@@ -125,8 +127,8 @@ def run(
     Returns one row (a dict): ``method`` (``name``, default the class name), ``estimator``,
     ``params``, ``labels`` (the budget), ``labels_used``, ``seed``, ``selection``, ``accuracy``,
     ``low``, ``high``, ``n_test``, ``fit_seconds``, ``predict_ms_per_text``,
-    ``trainable_parameters``, ``bytes_per_task``, ``cached`` (whether this call read it from the
-    cache). ``cache=False`` always fits (and stores nothing).
+    ``trainable_parameters``, ``bytes_per_task``, ``details`` (a dict: ``fit_details()``), ``cached``
+    (whether this call read it from the cache). ``cache=False`` always fits (and stores nothing).
     """
     from sklearn.base import clone
 
@@ -180,6 +182,7 @@ def _fit_and_score(estimator: TextClassifier, data: Splits, budget: Budget) -> d
         "predict_ms_per_text": 1000 * predict_seconds / max(1, len(data.test.texts)),
         "trainable_parameters": estimator.n_trainable_parameters_,
         "bytes_per_task": bytes_per_task,
+        "details": estimator.fit_details(),
     }
 
 
@@ -205,11 +208,13 @@ def grid(
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Per method and budget size: mean test accuracy over draws with a Student-t 95% interval
-    (one draw: its Wilson interval), and the mean of every cost column.
+    (one draw: its Wilson interval), and the mean of every cost column and of every numeric
+    ``details`` entry (e.g. ``seconds_per_step``; missing for methods that do not report it).
 
     Returns:
         Indexed by (``method``, ``labels_used``); columns ``accuracy``, ``low``, ``high``,
-        ``draws``, ``fit_seconds``, ``predict_ms_per_text``, ``trainable_parameters``, ``bytes_per_task``.
+        ``draws``, ``fit_seconds``, ``predict_ms_per_text``, ``trainable_parameters``,
+        ``bytes_per_task``, then the details.
     """
     import pandas as pd
 
@@ -223,7 +228,16 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
             estimate = mean_estimate(group["accuracy"].tolist())
             mean, low, high = estimate.mean, estimate.low, estimate.high
         costs = group[["fit_seconds", "predict_ms_per_text", "trainable_parameters", "bytes_per_task"]].mean()
-        out[method, labels] = {"accuracy": mean, "low": low, "high": high, "draws": len(group), **costs}
+        details = pd.DataFrame([d for d in group.get("details", []) if isinstance(d, dict)])
+        numbers = details.apply(pd.to_numeric, errors="coerce").select_dtypes("number").mean().dropna()
+        out[method, labels] = {
+            "accuracy": mean,
+            "low": low,
+            "high": high,
+            "draws": len(group),
+            **costs,
+            **numbers.to_dict(),
+        }
     summary = pd.DataFrame.from_dict(out, orient="index")
     summary.index = summary.index.set_names(["method", "labels_used"])
     return summary

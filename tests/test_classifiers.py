@@ -32,6 +32,9 @@ ESTIMATORS = {
     "distilled": clf.DistilledClassifier(
         clf.LinearProbeClassifier(folds=2, **TINY), UNLABELLED, layers=(0,), **TRAIN
     ),
+    "lr search": clf.HoldoutSearchClassifier(
+        clf.FineTuneClassifier(adapter="bitfit", **TRAIN), "lr", (1e-4, 1e-2)
+    ),
 }
 OWN_CLASSES = [
     "descriptions",
@@ -42,7 +45,7 @@ TRAINS_NOTHING = ["majority", "prototypes", "protonet", *OWN_CLASSES]
 MODEL_PARAMETER = {
     name: "model" if name.endswith(" prompt") else "encoder"
     for name in ESTIMATORS
-    if name not in ("majority", "protonet")  # the ProtoNet head refuses any encoder but MiniLM first
+    if name not in ("majority", "protonet", "lr search")  # ProtoNet's head refuses any encoder but MiniLM
 }
 
 
@@ -232,3 +235,40 @@ def test_the_distilled_student_keeps_its_layers_and_its_teacher_round_trips(fitt
     rebuilt = clf.estimator_from_json({"class": "DistilledClassifier", "params": described})
     assert clf.params_to_json(rebuilt) == described and isinstance(rebuilt.teacher, clf.LinearProbeClassifier)
     assert rebuilt.unlabelled == UNLABELLED  # tuples again, as given
+
+
+def test_fine_tuning_reports_its_steps_and_training_state(fitted):
+    full, lora = fitted["full"].fit_details(), fitted["lora"].fit_details()
+    assert full["steps"] == lora["steps"] == 3  # min_steps: 16 labels in batches of 8 are 2 steps
+    assert full["seconds_per_step"] > 0 and full["probe_C"] > 0
+    # full fine-tuning keeps a gradient and two AdamW moments for every weight: four copies
+    assert full["training_state_bytes"] > 3.9 * 4 * fitted["full"].n_trainable_parameters_
+    assert lora["training_state_bytes"] < full["training_state_bytes"] / 3
+    assert clf.MajorityClassifier().fit(["a", "b"], [0, 1]).fit_details() == {}
+
+
+def test_the_search_chooses_on_held_out_labels_and_refits_on_all(fitted, rows):
+    search = fitted["lr search"]
+    details = search.fit_details()
+    assert details["chosen"] in (1e-4, 1e-2) and search.best_estimator_.lr == details["chosen"]
+    assert len(details["holdout_scores"]) == 2 and details["holdout_labels"] == 4  # 25% of 16
+    assert search.best_estimator_.n_fit_labels_ == len(rows[0]) == search.n_fit_labels_
+    assert details["steps"] == 3  # the refitted estimator's own details come along
+    assert "lr from [0.0001, 0.01]" in search.selection and "probe C by cross-validation" in search.selection
+    # the search's cost includes every candidate: more than the refit alone
+    assert search.fit_seconds_ > search.best_estimator_.fit_seconds_
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        (clf.HoldoutSearchClassifier(), "needs an estimator"),
+        (clf.HoldoutSearchClassifier(clf.MajorityClassifier()), "MajorityClassifier has no parameter 'lr'"),
+        (clf.HoldoutSearchClassifier(clf.FineTuneClassifier(), values=()), "values is empty"),
+        (clf.HoldoutSearchClassifier(clf.FineTuneClassifier(), holdout=1.5), r"holdout must be a share"),
+        (clf.HoldoutSearchClassifier(clf.FineTuneClassifier()), "at least 2 labels per class"),
+    ],
+)
+def test_bad_searches_are_refused_with_the_fix(search, message):
+    with pytest.raises(ValueError, match=message):
+        search.fit(["dull", "fine", "great"], ["neg", "pos", "pos"])

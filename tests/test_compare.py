@@ -73,7 +73,7 @@ def test_a_row_is_computed_once_then_served_from_the_cache(small, cache):
     train_majority = np.bincount(np.asarray(small.train.labels)).argmax()  # 32 stratified rows keep it
     assert row["accuracy"] == pytest.approx((test == train_majority).mean())
     assert row["low"] < row["accuracy"] < row["high"] and row["selection"] == "fixed in advance"
-    assert row["bytes_per_task"] > 0 and row["predict_ms_per_text"] >= 0
+    assert row["bytes_per_task"] > 0 and row["predict_ms_per_text"] >= 0 and row["details"] == {}
     again = compare.run(clf.MajorityClassifier(), small, compare.Budget(32, seed=0), name="majority")
     assert again["cached"] and {**again, "cached": False} == row
     assert len(list((cache / "results").glob("*.json"))) == 1
@@ -104,6 +104,12 @@ def test_grid_summary_and_plots(small, cache):
     low, high = summary.loc[("probe", 64), ["low", "high"]]
     assert low <= summary.loc[("probe", 64), "accuracy"] <= high
     assert summary.loc[("probe", 16), "trainable_parameters"] == 385
+    with_details = frame.assign(
+        details=[{"seconds_per_step": 2.0 * i, "peak_cuda_bytes": None} for i in range(8)]
+    )
+    means = compare.summarize(with_details)["seconds_per_step"]  # numeric details are averaged too
+    assert means[("majority", 16)] == 1.0 and means[("probe", 64)] == 13.0
+    assert "peak_cuda_bytes" not in compare.summarize(with_details)  # no number in it
     single = compare.summarize(frame[frame["seed"] == 0])  # one draw: its Wilson interval
     assert single.loc[("majority", 16), "low"] == frame.iloc[0]["low"]
     assert compare.plot_learning_curves(frame, baseline=0.6).get_xscale() == "log"

@@ -163,3 +163,11 @@ def test_subjectivity_follows_the_seed_and_sizes() -> None:
     assert leakage_report(splits)["shared_movies"]["train/test"] == 0
     with pytest.raises(ValueError, match="test_size"):
         rotten_tomatoes_subjectivity(test_size=0)
+
+
+def test_head_keeps_the_first_rows_aligned() -> None:
+    rows = SentimentRows(["a", "b", "c"], [1, 0, 1], ["m1", "m2", "m3"])
+    assert rows.head(2) == SentimentRows(["a", "b"], [1, 0], ["m1", "m2"])
+    assert rows.head(None) == rows and rows.head(10) == rows
+    with pytest.raises(ValueError, match="n >= 1"):
+        rows.head(0)

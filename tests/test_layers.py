@@ -18,7 +18,7 @@ LAYERS = [
     ["metalib.methods"],
     ["metalib.recipes"],
     ["metalib.classifiers"],
-    ["metalib.compare"],
+    ["metalib.compare", "metalib.serving"],
     ["metalib.notebook"],
 ]
 

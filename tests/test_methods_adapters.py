@@ -229,3 +229,21 @@ def test_lora_on_a_causal_lm_trains_only_on_the_answer():
         optimizer.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_train_answer_only_lowers_the_answer_loss():
+    from metalib.train import TrainConfig
+
+    model, tokenizer = zoo.load_causal_lm("smollm2-135m-instruct")
+    lora = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=2, target_modules=["q_proj", "v_proj"]))
+    prompts = [
+        "Is 'a great film' positive or negative? Answer:",
+        "Is 'a dull mess' positive or negative? Answer:",
+    ]
+    answers = [" positive", " negative"]
+    config = TrainConfig(max_steps=4, lr=1e-3, log_every=1, progress=False)
+    trainer = ad.train_answer_only(lora, tokenizer, prompts * 2, answers * 2, config, batch_size=2)
+    losses = trainer.history.steps["loss"]
+    assert len(losses) == 4 and losses.iloc[-1] < losses.iloc[0]
+    with pytest.raises(ValueError, match="one answer per prompt"):
+        ad.train_answer_only(lora, tokenizer, prompts, answers[:1], config)

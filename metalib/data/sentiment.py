@@ -73,6 +73,12 @@ class SentimentRows:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def head(self, n: int | None) -> SentimentRows:
+        """The first ``n`` rows (all of them for None), e.g. a shorter test split for a quick run."""
+        if n is not None and n < 1:
+            raise ValueError(f"head(n) needs n >= 1 or None, got {n}")
+        return SentimentRows(self.texts[:n], self.labels[:n], self.movies[:n])
+
     def majority_rate(self) -> float:
         """Accuracy of always predicting this split's most common label."""
         if not self.labels:

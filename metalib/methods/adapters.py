@@ -4,8 +4,8 @@ Chapter 4 compares ways of training a few parameters of a frozen pretrained mode
 themselves are peft's (LoRA, IA3, prompt tuning, prefix tuning); this module builds their configs
 for a BERT-style sequence classifier (:func:`peft_config`), adds the one method peft does not have,
 BitFit (:func:`bitfit`), counts what is trained (:func:`trainable_parameters`), measures the memory
-training needs (:func:`training_memory`), and builds causal-LM examples whose loss covers only the
-answer (:func:`answer_only_batch`).
+training needs (:func:`training_memory`), builds causal-LM examples whose loss covers only the
+answer (:func:`answer_only_batch`) and trains a causal LM on them (:func:`train_answer_only`).
 
 The classifier head must be saved with the adapter: it is trained from scratch, so an adapter
 without it reloads onto a *random* head (peft issues #310, #577, #876). With ``task_type="SEQ_CLS"``
@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
+from metalib.train import TrainConfig, Trainer, make_loader
+
 if TYPE_CHECKING:
     from peft import PeftConfig
     from transformers import PreTrainedTokenizerBase
@@ -49,6 +51,7 @@ __all__ = [
     "answer_only_batch",
     "bitfit",
     "peft_config",
+    "train_answer_only",
     "trainable_parameters",
     "training_memory",
 ]
@@ -223,3 +226,34 @@ def answer_only_batch(
         labels[i, : len(ids)] = torch.tensor(target)
         mask[i, : len(ids)] = 1
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def train_answer_only(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    config: TrainConfig,
+    *,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> Trainer:
+    """Train a causal LM (e.g. with a LoRA adapter) to continue each prompt with its answer.
+
+    Batches of :func:`answer_only_batch` in a ``seed``-ed order go through
+    :class:`metalib.train.Trainer` with ``config``: the loss is the cross-entropy of the answer
+    tokens only. Returns the trainer (``trainer.history.steps`` holds the loss curve).
+    """
+    if len(prompts) != len(answers) or not prompts:
+        raise ValueError(
+            f"need one answer per prompt and at least one pair, got {len(prompts)}, {len(answers)}"
+        )
+    pairs = list(zip(prompts, answers, strict=True))
+
+    def collate(rows: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        return answer_only_batch(tokenizer, [p for p, _ in rows], [a for _, a in rows])
+
+    loader = make_loader(pairs, batch_size, shuffle=True, seed=seed, collate_fn=collate)
+    trainer = Trainer(model, config, metrics={})
+    trainer.fit(loader)
+    return trainer
