@@ -42,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -176,8 +177,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.classes_, y = own, _encode_labels(labels, len(texts), own)
         start = time.perf_counter()
+        self._reused_seconds_ = 0.0
         self._fit(texts, y)
-        self.fit_seconds_ = time.perf_counter() - start
+        # a part reused from an earlier fit in this process (``_fitted_probe``) counts at its own cost
+        self.fit_seconds_ = time.perf_counter() - start + self._reused_seconds_
         self.n_fit_labels_ = len(texts)
         return self
 
@@ -399,6 +402,17 @@ class LinearProbeClassifier(TextClassifier):
         self.probe_.classes_ = np.arange(len(self.classes_))
 
 
+@functools.lru_cache(maxsize=8)
+def _fitted_probe(
+    encoder: str, max_length: int, seed: int, texts: tuple[str, ...], y: tuple[int, ...]
+) -> LinearProbeClassifier:
+    """LP-FT's first stage, fitted once per process for the same encoder, texts and labels (a
+    learning-rate grid fine-tunes from the same probe many times); the encoder is not kept."""
+    probe = LinearProbeClassifier(encoder, max_length=max_length, seed=seed).fit(list(texts), np.array(y))
+    probe._encoder = None
+    return probe
+
+
 class FineTuneClassifier(TextClassifier):
     """LP-FT: fit the linear probe, put it on the mean-pooled encoder as the head, train; chapter 2's recipe.
 
@@ -414,7 +428,8 @@ class FineTuneClassifier(TextClassifier):
         adapter: one of :data:`ADAPTERS`.
         lr: peak learning rate (5e-5 suits full fine-tuning of MiniLM; adapters need more, ~1e-3).
         epochs, min_steps, batch_size, weight_decay: the schedule.
-        rank: LoRA's rank. lora_target: the layers LoRA wraps, a key of
+        rank: LoRA's rank. lora_alpha: its scale numerator, the update is ``(lora_alpha / rank) B A``
+            (None: ``2 rank``, a fixed ratio). lora_target: the layers LoRA wraps, a key of
             :data:`metalib.methods.adapters.TARGETS`. virtual_tokens: prompt tuning's learned vectors.
         max_length: tokens kept per text.
         seed: initialisation, batch order and the probe's folds.
@@ -436,6 +451,7 @@ class FineTuneClassifier(TextClassifier):
         batch_size: int = 16,
         weight_decay: float = 0.01,
         rank: int = 8,
+        lora_alpha: float | None = None,
         lora_target: str = "query_value",
         virtual_tokens: int = 20,
         max_length: int = 64,
@@ -449,6 +465,7 @@ class FineTuneClassifier(TextClassifier):
         self.batch_size = batch_size
         self.weight_decay = weight_decay
         self.rank = rank
+        self.lora_alpha = lora_alpha
         self.lora_target = lora_target
         self.virtual_tokens = virtual_tokens
         self.max_length = max_length
@@ -470,6 +487,7 @@ class FineTuneClassifier(TextClassifier):
             config = adapters.AdapterConfig(
                 method=self.adapter,
                 rank=self.rank,
+                alpha=self.lora_alpha,
                 target=self.lora_target,
                 virtual_tokens=self.virtual_tokens,
                 head=None,
@@ -489,7 +507,10 @@ class FineTuneClassifier(TextClassifier):
         from metalib.methods.transfer import fine_tune, steps_for
         from metalib.train import TrainConfig
 
-        probe = LinearProbeClassifier(self.encoder, max_length=self.max_length, seed=self.seed).fit(texts, y)
+        hits = _fitted_probe.cache_info().hits
+        probe = _fitted_probe(self.encoder, self.max_length, self.seed, tuple(texts), tuple(y.tolist()))
+        if _fitted_probe.cache_info().hits > hits:
+            self._reused_seconds_ = probe.fit_seconds_
         model, tokenizer = self._build(len(self.classes_))
         model.init_head_from_probe(probe.probe_)
         steps = steps_for(len(texts), self.batch_size, self.epochs, self.min_steps)

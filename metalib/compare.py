@@ -129,9 +129,34 @@ def run(
     ``low``, ``high``, ``n_test``, ``fit_seconds``, ``predict_ms_per_text``,
     ``trainable_parameters``, ``bytes_per_task``, ``details`` (a dict: ``fit_details()``), ``cached``
     (whether this call read it from the cache). ``cache=False`` always fits (and stores nothing).
+
+    A :class:`~metalib.classifiers.HoldoutSearchClassifier`'s final refit is the chosen estimator
+    fitted on the same labels, so its row is cached under that estimator's key too: running the
+    chosen estimator itself afterwards reads it (with integer labels ``0 .. C - 1``, as here).
     """
     from sklearn.base import clone
 
+    label = name or type(estimator).__name__
+    if not cache:
+        return {"method": label, **_fit_and_score(clone(estimator), data, budget)[1], "cached": False}
+    path = _cache_path(estimator, data, budget)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with runtime.file_lock(path):
+        if not path.exists():
+            fitted, row = _fit_and_score(clone(estimator), data, budget)
+            _write(path, row)
+            best = getattr(fitted, "best_estimator_", None)
+            if best is not None and np.array_equal(fitted.classes_, np.arange(len(fitted.classes_))):
+                refit_path = _cache_path(best, data, budget)
+                with runtime.file_lock(refit_path):
+                    if not refit_path.exists():
+                        _write(refit_path, _refit_row(best, row))
+            return {"method": label, **row, "cached": False}
+    return {"method": label, **json.loads(path.read_text()), "cached": True}
+
+
+def _cache_path(estimator: TextClassifier, data: Splits, budget: Budget) -> Path:
+    """Where :func:`run` keeps the row of ``estimator`` (its class and parameters) on ``budget``."""
     key = runtime.cache_key(
         estimator=f"{type(estimator).__module__}.{type(estimator).__qualname__}",
         params=_params(estimator),
@@ -139,21 +164,41 @@ def run(
         budget=asdict(budget),
         code=runtime.code_fingerprint(type(estimator).__module__, __name__),
     )
-    path = runtime.cache_dir() / "results" / f"{type(estimator).__name__}-{key}.json"
-    label = name or type(estimator).__name__
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with runtime.file_lock(path):
-            if not path.exists():
-                row = _fit_and_score(clone(estimator), data, budget)
-                with runtime.atomic_path(path) as tmp:
-                    tmp.write_text(json.dumps(row, indent=1))
-                return {"method": label, **row, "cached": False}
-        return {"method": label, **json.loads(path.read_text()), "cached": True}
-    return {"method": label, **_fit_and_score(clone(estimator), data, budget), "cached": False}
+    return runtime.cache_dir() / "results" / f"{type(estimator).__name__}-{key}.json"
 
 
-def _fit_and_score(estimator: TextClassifier, data: Splits, budget: Budget) -> dict[str, Any]:
+def _write(path: Path, row: dict[str, Any]) -> None:
+    with runtime.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(row, indent=1))
+
+
+def _refit_row(best: TextClassifier, row: dict[str, Any]) -> dict[str, Any]:
+    """The row of a search's refitted estimator: the search's predictions (they are the refit's),
+    with the refit's own parameters, cost and details."""
+    return {
+        **row,
+        "estimator": type(best).__name__,
+        "params": _params(best),
+        "selection": best.selection,
+        "fit_seconds": best.fit_seconds_,
+        "trainable_parameters": best.n_trainable_parameters_,
+        "bytes_per_task": _stored_bytes(best),
+        "details": best.fit_details(),
+    }
+
+
+def _stored_bytes(estimator: TextClassifier) -> int:
+    """Bytes ``save`` writes of the fit: the tensors and the fitted state as JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = estimator.save(Path(tmp) / "estimator")
+        state = json.loads((stored / "estimator.json").read_text())["state"]
+        return (stored / "weights.safetensors").stat().st_size + len(json.dumps(state).encode())
+
+
+def _fit_and_score(
+    estimator: TextClassifier, data: Splits, budget: Budget
+) -> tuple[TextClassifier, dict[str, Any]]:
+    """(the fitted ``estimator``, its row without ``method`` and ``cached``)."""
     rows = [] if budget.labels == 0 else stratified_subset(data.train.labels, budget.labels, budget.seed)
     texts = [data.train.texts[i] for i in rows]
     labels = [data.train.labels[i] for i in rows]
@@ -162,12 +207,8 @@ def _fit_and_score(estimator: TextClassifier, data: Splits, budget: Budget) -> d
         start = time.perf_counter()
         predicted = estimator.predict(data.test.texts)
         predict_seconds = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as tmp:
-        stored = estimator.save(Path(tmp) / "estimator")
-        state = json.loads((stored / "estimator.json").read_text())["state"]
-        bytes_per_task = (stored / "weights.safetensors").stat().st_size + len(json.dumps(state).encode())
     score = accuracy_estimate((predicted == np.asarray(data.test.labels)).tolist())
-    return {
+    return estimator, {
         "estimator": type(estimator).__name__,
         "params": _params(estimator),
         "labels": budget.labels,
@@ -181,7 +222,7 @@ def _fit_and_score(estimator: TextClassifier, data: Splits, budget: Budget) -> d
         "fit_seconds": estimator.fit_seconds_,
         "predict_ms_per_text": 1000 * predict_seconds / max(1, len(data.test.texts)),
         "trainable_parameters": estimator.n_trainable_parameters_,
-        "bytes_per_task": bytes_per_task,
+        "bytes_per_task": _stored_bytes(estimator),
         "details": estimator.fit_details(),
     }
 

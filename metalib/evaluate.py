@@ -68,3 +68,26 @@ def mean_estimate(values: Sequence[float], confidence: float = 0.95) -> Estimate
     sem = float(stats.sem(values))
     half = sem * float(stats.t.ppf(0.5 + confidence / 2, df=n - 1))
     return Estimate(mean, mean - half, mean + half, n)
+
+
+def majority_baseline(train_labels: Sequence[object], test_labels: Sequence[object]) -> Estimate:
+    """Accuracy on ``test_labels`` of always answering the most frequent label of ``train_labels``:
+    the book's one majority baseline (the test set's own rate would use test labels for a choice).
+
+    Ties go to the label seen first in ``train_labels``.
+
+    Example:
+        >>> round(majority_baseline([1, 1, 0], [1, 0, 0, 0]).mean, 2)
+        0.25
+
+    Raises:
+        ValueError: either list is empty.
+    """
+    train, test = list(train_labels), list(test_labels)
+    if not train or not test:
+        raise ValueError("majority_baseline needs non-empty train_labels and test_labels")
+    counts: dict[object, int] = {}
+    for label in train:
+        counts[label] = counts.get(label, 0) + 1
+    majority = max(counts, key=counts.__getitem__)
+    return accuracy_estimate([label == majority for label in test])

@@ -272,3 +272,26 @@ def test_the_search_chooses_on_held_out_labels_and_refits_on_all(fitted, rows):
 def test_bad_searches_are_refused_with_the_fix(search, message):
     with pytest.raises(ValueError, match=message):
         search.fit(["dull", "fine", "great"], ["neg", "pos", "pos"])
+
+
+def test_lp_ft_fits_its_probe_once_for_the_same_labels_and_counts_its_cost(rows):
+    texts, labels, _ = rows
+    clf._fitted_probe.cache_clear()
+    first = clf.FineTuneClassifier(adapter="bitfit", lr=1e-3, **TRAIN).fit(texts, labels)
+    second = clf.FineTuneClassifier(adapter="bitfit", lr=1e-2, **TRAIN).fit(texts, labels)
+    info = clf._fitted_probe.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    assert second._reused_seconds_ > 0 and first._reused_seconds_ == 0
+    assert second.fit_seconds_ > second._reused_seconds_  # the reused probe's seconds are counted
+    assert first.fit_details()["probe_C"] == second.fit_details()["probe_C"]
+
+
+def test_lora_alpha_sets_the_scale_of_the_update(rows):
+    texts, labels, _ = rows
+    default = clf.FineTuneClassifier(adapter="lora", rank=2, **TRAIN)._build(2)[0]
+    scaled = clf.FineTuneClassifier(adapter="lora", rank=2, lora_alpha=16, **TRAIN)._build(2)[0]
+
+    def scaling(model):
+        return {m.scaling["default"] for m in model.modules() if hasattr(m, "lora_A") and m.scaling}
+
+    assert scaling(default) == {2.0} and scaling(scaled) == {8.0}  # alpha / r: 2r / r, 16 / 2

@@ -115,3 +115,18 @@ def test_grid_summary_and_plots(small, cache):
     assert compare.plot_learning_curves(frame, baseline=0.6).get_xscale() == "log"
     ax = compare.plot_cost(frame, cost="predict_ms_per_text")
     assert "at 64 labels" in ax.get_ylabel()
+
+
+def test_a_searchs_refit_is_also_cached_as_the_chosen_estimators_own_row(small, cache):
+    probe = clf.LinearProbeClassifier(folds=2, max_length=16)
+    search = clf.HoldoutSearchClassifier(probe, "cs", ((0.01,), (10.0,)))
+    budget = compare.Budget(32)
+    searched = compare.run(search, small, budget)
+    chosen = probe.set_params(cs=searched["details"]["chosen"])
+    served = compare.run(chosen, small, budget)
+    assert served["cached"] and served["estimator"] == "LinearProbeClassifier"
+    assert served["params"]["cs"] == list(searched["details"]["chosen"]) and "chosen" not in served["details"]
+    assert served["fit_seconds"] < searched["fit_seconds"]  # the refit alone, not the search
+    fresh = compare.run(chosen, small, budget, cache=False)
+    assert fresh["accuracy"] == served["accuracy"] and fresh["bytes_per_task"] == served["bytes_per_task"]
+    assert len(list((cache / "results").glob("*.json"))) == 2

@@ -1,6 +1,12 @@
 import pytest
 
-from metalib.evaluate import Estimate, accuracy_estimate, mean_estimate, wilson_interval
+from metalib.evaluate import (
+    Estimate,
+    accuracy_estimate,
+    majority_baseline,
+    mean_estimate,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_matches_reference_values():
@@ -30,3 +36,12 @@ def test_estimates():
     assert mean_estimate([0.5]) == Estimate(0.5, 0.5, 0.5, 1)
     with pytest.raises(ValueError):
         mean_estimate([])
+
+
+def test_majority_baseline_applies_the_training_majority_to_test():
+    # the training majority (1) is the test minority: the baseline is 1/4, not the test's own 3/4
+    estimate = majority_baseline([1, 1, 0], [1, 0, 0, 0])
+    assert (estimate.mean, estimate.n) == (0.25, 4)
+    assert majority_baseline(["b", "a"], ["b", "b"]).mean == 1.0  # tie: the first label seen
+    with pytest.raises(ValueError, match="non-empty"):
+        majority_baseline([], [1])
