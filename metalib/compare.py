@@ -41,7 +41,7 @@ import numpy as np
 
 from metalib import runtime
 from metalib.classifiers import TextClassifier, params_to_json
-from metalib.evaluate import accuracy_estimate, mean_estimate
+from metalib.evaluate import Estimate, accuracy_estimate, mean_estimate
 from metalib.methods.transfer import plot_interval_curves, stratified_subset
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ __all__ = [
     "data_fingerprint",
     "grid",
     "plot_cost",
+    "plot_draws",
+    "plot_estimates",
     "plot_learning_curves",
     "run",
     "summarize",
@@ -312,4 +314,58 @@ def plot_cost(frame: pd.DataFrame, cost: str = "fit_seconds", labels: int | None
     ax.set_xscale("log")
     ax.set(xlabel=cost.replace("_", " ") + " (log scale)", ylabel=f"test accuracy at {labels} labels")
     ax.legend()
+    return ax
+
+
+def plot_estimates(
+    estimates: Mapping[str, Sequence[Estimate]],
+    names: Sequence[str],
+    ax=None,
+    baseline: float | None = None,
+    baseline_label: str = "majority class",
+):
+    """Accuracies with their 95% intervals side by side: one point per name and series (e.g. raw and
+    calibrated accuracy of every prompt template), ``estimates[series][i]`` for ``names[i]``;
+    ``baseline`` draws a dashed line. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    width = 0.24 / max(1, len(estimates) - 1)
+    for i, (series, values) in enumerate(estimates.items()):
+        x = np.arange(len(names)) + (i - (len(estimates) - 1) / 2) * width
+        means = np.array([e.mean for e in values])
+        yerr = np.array([[e.mean - e.low for e in values], [e.high - e.mean for e in values]])
+        ax.errorbar(x, means, yerr=yerr, fmt="o", color=f"C{i}", label=series, capsize=3)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", ls="--", label=baseline_label)
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    return ax
+
+
+def plot_draws(
+    frame: pd.DataFrame,
+    x: str,
+    columns: Sequence[str],
+    ax=None,
+    baseline: float | None = None,
+    baseline_label: str = "majority class",
+):
+    """The spread between draws: every draw of ``frame`` as a dot at ``frame[x]``, per column of
+    ``columns`` the mean over draws as a line and the min–max range shaded (columns side by side,
+    nudged along x). Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.4))
+    for i, column in enumerate(columns):
+        dx = 0.08 * (2 * i - (len(columns) - 1))
+        stats = frame.groupby(x)[column].agg(["mean", "min", "max"])
+        ax.scatter(frame[x] + dx, frame[column], color=f"C{i}", alpha=0.5, s=18)
+        ax.plot(stats.index + dx, stats["mean"], color=f"C{i}", marker="o", label=f"{column} (mean of draws)")
+        ax.fill_between(stats.index + dx, stats["min"], stats["max"], color=f"C{i}", alpha=0.15)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", ls="--", label=baseline_label)
+    ax.set_xticks(sorted(frame[x].unique()))
+    ax.set_xlabel(x)
     return ax

@@ -54,6 +54,18 @@ def accuracy_estimate(correct: Sequence[bool] | Sequence[int]) -> Estimate:
     return Estimate(hits / n, low, high, n)
 
 
+def prediction_accuracy(predicted: Sequence[int], labels: Sequence[int]) -> Estimate:
+    """:func:`accuracy_estimate` of ``predicted == labels`` (lists, arrays or tensors of shape (N,)).
+
+    Raises:
+        ValueError: the two have different lengths.
+    """
+    predicted, labels = list(predicted), list(labels)
+    if len(predicted) != len(labels):
+        raise ValueError(f"{len(predicted)} predictions for {len(labels)} labels")
+    return accuracy_estimate([int(p) == int(y) for p, y in zip(predicted, labels, strict=True)])
+
+
 def mean_estimate(values: Sequence[float], confidence: float = 0.95) -> Estimate:
     """Mean of independent runs (seeds, episodes) with a Student-t interval.
 

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:  # keep `import metalib.runtime` free of torch
     import torch
@@ -141,6 +141,29 @@ def by_profile(quick: T, full: T, gpu: T, profile: str | None = None) -> T:
     if profile not in values:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     return values[profile]
+
+
+class ProfileRecipe:
+    """Base of the book's frozen recipe dataclasses: the defaults are the full profile's settings,
+    ``PROFILE_CHANGES`` the fields the quick and gpu profiles change.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True)
+        ... class Recipe(ProfileRecipe):
+        ...     steps: int = 600
+        ...     PROFILE_CHANGES = {"quick": dict(steps=60)}
+        >>> Recipe.for_profile("quick").steps, Recipe.for_profile("full").steps
+        (60, 600)
+    """
+
+    PROFILE_CHANGES: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def for_profile(cls, profile: str | None = None) -> Any:
+        """The book's recipe for ``profile`` (default: :func:`get_profile`)."""
+        changes = {name: cls.PROFILE_CHANGES.get(name, {}) for name in PROFILES}
+        return cls(**by_profile(**changes, profile=profile))
 
 
 def cache_dir() -> Path:

@@ -130,3 +130,28 @@ def test_a_searchs_refit_is_also_cached_as_the_chosen_estimators_own_row(small, 
     fresh = compare.run(chosen, small, budget, cache=False)
     assert fresh["accuracy"] == served["accuracy"] and fresh["bytes_per_task"] == served["bytes_per_task"]
     assert len(list((cache / "results").glob("*.json"))) == 2
+
+
+def test_plot_estimates_draws_one_point_per_name_and_series():
+    from metalib.evaluate import accuracy_estimate
+
+    a, b = accuracy_estimate([1, 1, 0, 1]), accuracy_estimate([0, 1, 0, 0])
+    ax = compare.plot_estimates({"raw": [a, b], "calibrated": [b, a]}, ["t1", "t2"], baseline=0.5)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["t1", "t2"]
+    labels = ax.get_legend_handles_labels()[1]
+    assert set(labels) == {"majority class", "raw", "calibrated"}
+    assert len(ax.lines) >= 1  # the baseline
+
+
+def test_plot_draws_shows_every_draw_and_the_range():
+    import pandas as pd
+
+    frame = pd.DataFrame({"k": [0, 1, 1, 2, 2], "raw": [0.5, 0.6, 0.4, 0.7, 0.5], "cal": [0.5] * 5})
+    ax = compare.plot_draws(frame, "k", ("raw", "cal"), baseline=0.55)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2"]
+    assert len(ax.collections) == 4  # per column: the dots and the min-max band
+    assert set(ax.get_legend_handles_labels()[1]) == {
+        "raw (mean of draws)",
+        "cal (mean of draws)",
+        "majority class",
+    }

@@ -5,6 +5,7 @@ from metalib.evaluate import (
     accuracy_estimate,
     majority_baseline,
     mean_estimate,
+    prediction_accuracy,
     wilson_interval,
 )
 
@@ -45,3 +46,12 @@ def test_majority_baseline_applies_the_training_majority_to_test():
     assert majority_baseline(["b", "a"], ["b", "b"]).mean == 1.0  # tie: the first label seen
     with pytest.raises(ValueError, match="non-empty"):
         majority_baseline([], [1])
+
+
+def test_prediction_accuracy_accepts_arrays_and_checks_lengths():
+    import numpy as np
+    import torch
+
+    assert prediction_accuracy(torch.tensor([1, 0, 1]), np.array([1, 1, 1])).mean == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="2 predictions for 3 labels"):
+        prediction_accuracy([1, 0], [1, 0, 1])

@@ -146,3 +146,19 @@ def test_content_free_prior_and_generation(lm):
     alone = [pr.generate_answers(model, tokenizer, [p], max_new_tokens=3)[0] for p in prompts]
     assert together == alone and all(isinstance(t, str) and t for t in together)
     assert tokenizer.padding_side == "right"  # restored
+
+
+def test_score_prompts_bundles_scores_prior_and_accuracies(lm):
+    model, tokenizer = lm
+    result = pr.score_prompts(model, tokenizer, PLAIN, TEXTS, SENTIMENT, batch_size=2)
+    prompts = PLAIN.render(tokenizer, TEXTS, SENTIMENT)
+    assert torch.allclose(result.scores, pr.score_labels(model, tokenizer, prompts, PLAIN.answers(SENTIMENT)))
+    assert torch.allclose(result.prior, pr.content_free_prior(model, tokenizer, PLAIN, SENTIMENT))
+    labels = [1, 0, 1]
+    raw, calibrated = result.predictions(), result.predictions(calibrated=True)
+    assert raw.tolist() == result.scores.argmax(1).tolist()
+    assert calibrated.tolist() == pr.calibrate(result.scores, result.prior).argmax(1).tolist()
+    assert result.accuracy(labels).mean == pytest.approx(np.mean(raw.numpy() == labels))
+    assert result.accuracy(labels, calibrated=True).n == 3
+    assert result.share(1) == pytest.approx(raw.float().mean().item())
+    assert result[[0, 2]].scores.shape == (2, 2) and result[[0, 2]].prior is result.prior

@@ -424,7 +424,7 @@ def sample_text(
 
 
 @dataclass(frozen=True)
-class PretrainingRecipe:
+class PretrainingRecipe(runtime.ProfileRecipe):
     """Everything that determines the chapter-1 tiny BERT; its cache key hashes all of it.
 
     Use :meth:`for_profile` for the book's settings (the quick profile pretrains far less).
@@ -445,15 +445,10 @@ class PretrainingRecipe:
     held_out_size: int = 1000
     seed: int = 0
 
-    @classmethod
-    def for_profile(cls, profile: str | None = None) -> PretrainingRecipe:
-        """The book's recipe for ``profile`` (default: :func:`metalib.runtime.get_profile`)."""
-        return runtime.by_profile(
-            quick=cls(steps=150, batch_size=64, eval_every=50, held_out_size=300),
-            full=cls(),
-            gpu=cls(steps=3000, batch_size=256, max_length=48, eval_every=500),
-            profile=profile,
-        )
+    PROFILE_CHANGES = {
+        "quick": dict(steps=150, batch_size=64, eval_every=50, held_out_size=300),
+        "gpu": dict(steps=3000, batch_size=256, max_length=48, eval_every=500),
+    }
 
     def bert_config(self, vocab_size: int):
         """The ``BertConfig``: :func:`metalib.zoo.tiny_bert_config` at this size, one head per 64

@@ -16,7 +16,9 @@ The pieces, each usable alone:
   and multi-token answers are scored in one extra pass over the cache;
 - :func:`generate_answers` and :func:`parse_answers`: the alternative of generating text and
   reading the label from it (which can fail to parse);
-- :func:`content_free_prior` and :func:`calibrate`: contextual calibration (Zhao et al. 2021).
+- :func:`content_free_prior` and :func:`calibrate`: contextual calibration (Zhao et al. 2021);
+- :func:`score_prompts`: all of it for one template, verbalizer and set of demonstrations, as
+  :class:`PromptScores` (raw and calibrated predictions and accuracies).
 
 Used by chapter 3 (zero-shot prompts).
 
@@ -47,8 +49,11 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from metalib.evaluate import Estimate, accuracy_estimate
+
 __all__ = [
     "CONTENT_FREE",
+    "PromptScores",
     "PromptTemplate",
     "Verbalizer",
     "calibrate",
@@ -57,6 +62,7 @@ __all__ = [
     "parse_answers",
     "sample_demonstrations",
     "score_labels",
+    "score_prompts",
 ]
 
 CONTENT_FREE: tuple[str, ...] = ("N/A", "", "[MASK]")
@@ -387,3 +393,49 @@ def calibrate(scores: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
     """
     calibrated = scores.float().softmax(dim=1) / prior  # (N, C) = W p
     return calibrated / calibrated.sum(dim=1, keepdim=True)
+
+
+@dataclass(frozen=True)
+class PromptScores:
+    """One template's label scores on N texts: ``scores`` (N, C) log-likelihoods and the
+    content-free ``prior`` (C,) for the same template and demonstrations."""
+
+    scores: torch.Tensor
+    prior: torch.Tensor
+
+    def predictions(self, calibrated: bool = False) -> torch.Tensor:
+        """The predicted label of every text, shape (N,): raw argmax, or after :func:`calibrate`."""
+        return (calibrate(self.scores, self.prior) if calibrated else self.scores).argmax(dim=1)
+
+    def accuracy(self, labels: Sequence[int] | torch.Tensor, calibrated: bool = False) -> Estimate:
+        """Accuracy against ``labels`` (N,) with its Wilson 95% interval."""
+        correct = self.predictions(calibrated) == torch.as_tensor(labels)
+        return accuracy_estimate(correct.tolist())
+
+    def share(self, label: int, calibrated: bool = False) -> float:
+        """The share of texts predicted as ``label`` (a lopsided template answers one label to most)."""
+        return (self.predictions(calibrated) == label).float().mean().item()
+
+    def __getitem__(self, rows: Sequence[int] | np.ndarray | slice) -> PromptScores:
+        """The scores of a subset of the texts (same prior)."""
+        return PromptScores(self.scores[rows], self.prior)
+
+
+def score_prompts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    template: PromptTemplate,
+    texts: Sequence[str],
+    verbalizer: Verbalizer,
+    demonstrations: Sequence[tuple[str, int]] = (),
+    *,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> PromptScores:
+    """:func:`score_labels` of ``texts`` in ``template`` (with ``demonstrations``), and the matching
+    :func:`content_free_prior`: one forward pass per text, plus one per content-free input."""
+    prompts = template.render(tokenizer, texts, verbalizer, demonstrations)
+    scores = score_labels(
+        model, tokenizer, prompts, template.answers(verbalizer), batch_size=batch_size, progress=progress
+    )
+    return PromptScores(scores, content_free_prior(model, tokenizer, template, verbalizer, demonstrations))

@@ -20,7 +20,7 @@ __all__ = ["SentenceDistillationRecipe", "distilled_tiny_bert_path"]
 
 
 @dataclass(frozen=True)
-class SentenceDistillationRecipe:
+class SentenceDistillationRecipe(runtime.ProfileRecipe):
     """How chapter 1's tiny BERT is distilled from MiniLM; the cache key hashes all of it."""
 
     steps: int = 600
@@ -34,12 +34,7 @@ class SentenceDistillationRecipe:
     """Rotten Tomatoes *training* snippets used, without labels (None: all of them)"""
     seed: int = 0
 
-    @classmethod
-    def for_profile(cls, profile: str | None = None) -> SentenceDistillationRecipe:
-        """The book's recipe for ``profile`` (default: :func:`metalib.runtime.get_profile`)."""
-        return runtime.by_profile(
-            quick=cls(steps=60, n_texts=1024), full=cls(), gpu=cls(steps=3000), profile=profile
-        )
+    PROFILE_CHANGES = {"quick": dict(steps=60, n_texts=1024), "gpu": dict(steps=3000)}
 
 
 def distilled_tiny_bert_path(

@@ -21,7 +21,7 @@ __all__ = ["ProtoNetHeadRecipe", "protonet_head", "protonet_head_path"]
 
 
 @dataclass(frozen=True)
-class ProtoNetHeadRecipe:
+class ProtoNetHeadRecipe(runtime.ProfileRecipe):
     """How the head is meta-trained (chapter 6's 5-way 5-shot ProtoNet head); the cache key hashes it."""
 
     per_class: tuple[int, int, int] = (160, 60, 120)
@@ -36,15 +36,10 @@ class ProtoNetHeadRecipe:
     seed: int = 0
     """the pool's draw and the training; the validation episodes use ``seed + 7``"""
 
-    @classmethod
-    def for_profile(cls, profile: str | None = None) -> ProtoNetHeadRecipe:
-        """The book's recipe for ``profile`` (default: :func:`metalib.runtime.get_profile`)."""
-        return runtime.by_profile(
-            quick=cls(per_class=(30, 25, 25), steps=30, eval_every=10, val_episodes=40),
-            full=cls(),
-            gpu=cls(per_class=(400, 200, 300), steps=1000, val_episodes=300),
-            profile=profile,
-        )
+    PROFILE_CHANGES = {
+        "quick": dict(per_class=(30, 25, 25), steps=30, eval_every=10, val_episodes=40),
+        "gpu": dict(per_class=(400, 200, 300), steps=1000, val_episodes=300),
+    }
 
 
 def protonet_head_path(recipe: ProtoNetHeadRecipe | None = None) -> Path:

@@ -23,7 +23,7 @@ __all__ = ["ClassifierRecipe", "sentiment_classifier_path"]
 
 
 @dataclass(frozen=True)
-class ClassifierRecipe:
+class ClassifierRecipe(runtime.ProfileRecipe):
     """Everything that determines chapter 2's fine-tuned sentiment classifier (chapter 5's teacher).
 
     The model fine-tunes all its weights on ``n_train`` labelled Rotten Tomatoes snippets of the
@@ -41,12 +41,7 @@ class ClassifierRecipe:
     max_length: int = 64
     seed: int = 0
 
-    @classmethod
-    def for_profile(cls, profile: str | None = None) -> ClassifierRecipe:
-        """The book's recipe for ``profile`` (default: :func:`metalib.runtime.get_profile`)."""
-        return runtime.by_profile(
-            quick=cls(n_train=128, epochs=1), full=cls(), gpu=cls(n_train=None, epochs=3), profile=profile
-        )
+    PROFILE_CHANGES = {"quick": dict(n_train=128, epochs=1), "gpu": dict(n_train=None, epochs=3)}
 
 
 def sentiment_classifier_path(recipe: ClassifierRecipe | None = None, progress: bool = True) -> Path:
