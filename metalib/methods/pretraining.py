@@ -427,7 +427,8 @@ def sample_text(
 class PretrainingRecipe(runtime.ProfileRecipe):
     """Everything that determines the chapter-1 tiny BERT; its cache key hashes all of it.
 
-    Use :meth:`for_profile` for the book's settings (the quick profile pretrains far less).
+    Use :meth:`~metalib.runtime.ProfileRecipe.for_profile` for the book's settings (the quick
+    profile pretrains far less).
     """
 
     vocab_size: int = 8000
