@@ -147,12 +147,7 @@ def run(
         if not path.exists():
             fitted, row = _fit_and_score(clone(estimator), data, budget)
             _write(path, row)
-            best = getattr(fitted, "best_estimator_", None)
-            if best is not None and np.array_equal(fitted.classes_, np.arange(len(fitted.classes_))):
-                refit_path = _cache_path(best, data, budget)
-                with runtime.file_lock(refit_path):
-                    if not refit_path.exists():
-                        _write(refit_path, _refit_row(best, row))
+            _cache_refit(fitted, row, data, budget)
             return {"method": label, **row, "cached": False}
     return {"method": label, **json.loads(path.read_text()), "cached": True}
 
@@ -172,6 +167,18 @@ def _cache_path(estimator: TextClassifier, data: Splits, budget: Budget) -> Path
 def _write(path: Path, row: dict[str, Any]) -> None:
     with runtime.atomic_path(path) as tmp:
         tmp.write_text(json.dumps(row, indent=1))
+
+
+def _cache_refit(fitted: TextClassifier, row: dict[str, Any], data: Splits, budget: Budget) -> None:
+    """Store a fitted search's refit (``best_estimator_``) as the chosen estimator's own row, unless
+    there is one already; only with integer labels ``0 .. C - 1``, the refit's own classes."""
+    best = getattr(fitted, "best_estimator_", None)
+    if best is None or not np.array_equal(fitted.classes_, np.arange(len(fitted.classes_))):
+        return
+    path = _cache_path(best, data, budget)
+    with runtime.file_lock(path):
+        if not path.exists():
+            _write(path, _refit_row(best, row))
 
 
 def _refit_row(best: TextClassifier, row: dict[str, Any]) -> dict[str, Any]:

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from metalib.evaluate import Estimate, accuracy_estimate
+from metalib.evaluate import Estimate, prediction_accuracy
 
 __all__ = [
     "CONTENT_FREE",
@@ -409,8 +409,7 @@ class PromptScores:
 
     def accuracy(self, labels: Sequence[int] | torch.Tensor, calibrated: bool = False) -> Estimate:
         """Accuracy against ``labels`` (N,) with its Wilson 95% interval."""
-        correct = self.predictions(calibrated) == torch.as_tensor(labels)
-        return accuracy_estimate(correct.tolist())
+        return prediction_accuracy(self.predictions(calibrated), labels)
 
     def share(self, label: int, calibrated: bool = False) -> float:
         """The share of texts predicted as ``label`` (a lopsided template answers one label to most)."""
