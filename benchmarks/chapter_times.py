@@ -35,7 +35,7 @@ BUDGETS = {  # seconds of wall-clock time per chapter, per profile
         "02_transfer": 720,
         "03_zero_shot": 360,
         "04_peft": 1140,
-        "05_distillation": 360,
+        "05_distillation": 480,
         "06_maml": 480,
     },
     "gpu": dict.fromkeys(CHAPTERS, 300),

@@ -17,8 +17,10 @@ rebuilds the estimator and gives bit-identical predictions. No pickle.
   through chapter 6's meta-trained ProtoNet head; ``fit`` is the support set.
 - :class:`LabelDescriptionClassifier`: zero-shot, the class whose description is nearest.
 - :class:`PromptClassifier`: zero-shot or in-context prompting of SmolLM2, with contextual calibration.
-- :class:`DistilledClassifier`: a 3-layer student trained on a teacher estimator's predictions for
-  unlabelled texts.
+- :class:`FrozenClassifier`: a sequence classifier trained beforehand (chapter 2's fine-tuned MiniLM,
+  chapter 5's teacher); ``fit`` trains nothing.
+- :class:`DistilledClassifier`: a student (a few of an encoder's layers, copied or random, or a whole
+  small encoder) trained on a teacher estimator's predictions, or on the labels alone.
 - :class:`HoldoutSearchClassifier`: any of these with one hyper-parameter (the learning rate)
   chosen on labels held out of its training labels, then refitted on all.
 
@@ -55,6 +57,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 __all__ = [
     "ADAPTERS",
     "FineTuneClassifier",
+    "FrozenClassifier",
     "HoldoutSearchClassifier",
     "LabelDescriptionClassifier",
     "LinearProbeClassifier",
@@ -744,6 +747,71 @@ class PrototypeClassifier(TextClassifier):
         self.prototypes_ = tensors["prototypes"]
 
 
+class FrozenClassifier(TextClassifier):
+    """A sequence classifier trained beforehand, used as it is: ``fit`` trains nothing.
+
+    ``model`` names a transformers sequence classifier (``AutoModelForSequenceClassification``), e.g.
+    ``"minilm-l6-sentiment"``, chapter 2's fine-tuned MiniLM that :mod:`metalib.recipes` builds into
+    the cache on first use. Its outputs are ``classes`` in order; ``fit(texts, labels)`` only checks
+    the labels against them (``fit([], [])`` is enough), so every label it saw was seen by whoever
+    trained the model, not counted in a budget here. Nothing is stored per task: ``save`` keeps the
+    name, ``load`` reloads the model. A model without a classification head (a bare encoder) gets a
+    new one initialised with ``seed``: useful for tests, not for predictions.
+
+    Args:
+        model: a name for :func:`metalib.recipes.load_encoder` (a built model, an embedded one, a
+            local directory or, online, a hub name).
+        classes: the class of each output, in the model's order (0 = rotten, 1 = fresh for the
+            sentiment classifier).
+        max_length: tokens kept per text.
+        seed: initialises any head weights the model lacks.
+    """
+
+    selection: ClassVar[str] = "trained beforehand on labels outside the budget"
+
+    def __init__(
+        self,
+        model: str = "minilm-l6-sentiment",
+        classes: tuple[int | str, ...] = (0, 1),
+        max_length: int = 64,
+        seed: int = 0,
+    ) -> None:
+        self.model = model
+        self.classes = classes
+        self.max_length = max_length
+        self.seed = seed
+
+    def own_classes(self) -> np.ndarray:
+        return _own_classes(self.classes, len(self.classes))
+
+    def _fit(self, texts: list[str], y: np.ndarray) -> None:
+        self._load()
+        self.n_trainable_parameters_ = 0
+
+    def _load(self) -> None:
+        from metalib import runtime
+
+        runtime.seed_everything(self.seed)
+        try:
+            self.model_, self.tokenizer_ = _load_encoder(self.model, num_labels=len(self.classes))
+        except RuntimeError as err:  # a head of another size
+            raise ValueError(
+                f"{self.model} does not have {len(self.classes)} outputs: give one class per output"
+            ) from err
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        from metalib.methods.transfer import predict_text_logits
+
+        logits = predict_text_logits(self.model_, self.tokenizer_, texts, self.max_length)
+        return logits.double().softmax(-1).numpy()
+
+    def _tensors(self) -> dict[str, Any]:
+        return {}
+
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        self._load()
+
+
 def _load_causal_lm(name: str):
     """:func:`metalib.zoo.load_causal_lm`, with an unknown name reported as a ``ValueError``."""
     from metalib import zoo
@@ -872,28 +940,49 @@ class PromptClassifier(TextClassifier):
         self.demonstrations_ = [(text, int(y)) for text, y in state["demonstrations"]]
 
 
+@functools.lru_cache(maxsize=4)
+def _teacher_log_probs(
+    teacher: str, texts: tuple[str, ...], labels: tuple[Any, ...], transfer: tuple[str, ...]
+) -> tuple[np.ndarray, tuple[Any, ...], float]:
+    """A teacher (``teacher``: :func:`params_to_json` of it, with its class) fitted on ``texts`` and
+    ``labels``: its log-probabilities for ``transfer`` (N, C), its classes and the seconds both took.
+    Kept per process, so students of one teacher (several seeds, temperatures) share one fit."""
+    start = time.perf_counter()
+    fitted = estimator_from_json(json.loads(teacher)).fit(list(texts), list(labels))
+    log_p = np.log(np.clip(fitted.predict_proba(list(transfer)), 1e-12, None))
+    return log_p, tuple(fitted.classes_.tolist()), time.perf_counter() - start
+
+
 class DistilledClassifier(TextClassifier):
-    """Knowledge distillation: a smaller student learns a teacher estimator's predictions.
+    """Knowledge distillation: a student learns a teacher estimator's predicted probabilities.
 
     ``fit(texts, labels)`` fits a clone of ``teacher`` (default: full LP-FT fine-tuning) on the
     labels, asks it for class probabilities of the *transfer set* (the labelled texts and
     ``unlabelled``, texts without labels such as the rest of a training split), and trains the
-    student on them with Hinton et al.'s soft-target loss at ``temperature``
-    (:func:`metalib.methods.distillation.kd_loss` with ``alpha = 1``: the student sees no label,
-    only the teacher's log-probabilities as logits). The student keeps ``layers`` of the encoder's
-    transformer layers (DistilBERT's initialisation,
-    :func:`~metalib.methods.distillation.layer_copy_student`), mean-pools them and adds a linear
-    head. ``fit_seconds_`` includes the teacher's fit and predictions (``teacher_seconds_``).
+    student on them with Hinton et al.'s loss at ``temperature`` and ``alpha``
+    (:func:`metalib.methods.distillation.kd_loss`): ``alpha = 1`` uses the teacher's
+    log-probabilities only (no label), ``alpha = 0`` the labels only (the same student and steps
+    without a teacher: the baseline distillation has to beat). A teacher with classes of its own (a
+    zero-shot one, or a :class:`FrozenClassifier`) can label ``unlabelled`` texts alone:
+    ``fit([], [])``.
+
+    The student is the encoder's ``layers`` (DistilBERT's initialisation,
+    :func:`~metalib.methods.distillation.layer_copy_student`; None: all of them, e.g. a small encoder
+    of its own), with weights copied or, with ``random_init``, initialised afresh; it is mean-pooled
+    into a new linear head. ``fit_seconds_`` includes the teacher's fit and predictions
+    (``teacher_seconds_``).
 
     Args:
         teacher: an unfitted estimator of this module (None: ``FineTuneClassifier()``).
-        unlabelled: the transfer set's texts beyond the labelled ones.
+        unlabelled: the transfer set's texts beyond the labelled ones (only with ``alpha = 1``).
         encoder: the student's source, a name for :func:`metalib.recipes.load_encoder`.
-        layers: the encoder layers the student keeps (MiniLM has 6).
+        layers: the encoder layers the student keeps (MiniLM has 6); None: every layer.
+        random_init: the same architecture with fresh weights (nothing copied).
+        alpha: the soft targets' share of the loss, in [0, 1].
         temperature: softens teacher and student distributions.
         lr, epochs, min_steps, batch_size: the student's schedule (AdamW, 10% warm-up, linear decay).
         max_length: tokens kept per text.
-        seed: the student's head and batch order (the teacher keeps its own ``seed``).
+        seed: the student's initialisation and batch order (the teacher keeps its own ``seed``).
     """
 
     selection: ClassVar[str] = "the teacher's (default: probe C by cross-validation); the student's fixed"
@@ -903,7 +992,9 @@ class DistilledClassifier(TextClassifier):
         teacher: TextClassifier | None = None,
         unlabelled: tuple[str, ...] = (),
         encoder: str = "minilm-l6",
-        layers: tuple[int, ...] = (0, 2, 4),
+        layers: tuple[int, ...] | None = (0, 2, 4),
+        random_init: bool = False,
+        alpha: float = 1.0,
         temperature: float = 2.0,
         lr: float = 1e-4,
         epochs: int = 2,
@@ -916,6 +1007,8 @@ class DistilledClassifier(TextClassifier):
         self.unlabelled = unlabelled
         self.encoder = encoder
         self.layers = layers
+        self.random_init = random_init
+        self.alpha = alpha
         self.temperature = temperature
         self.lr = lr
         self.epochs = epochs
@@ -929,31 +1022,62 @@ class DistilledClassifier(TextClassifier):
 
         return clone(self.teacher) if self.teacher is not None else FineTuneClassifier()
 
-    def _build(self, n_classes: int):
-        """The untrained student (mean-pooled copy of ``layers`` with a head) and its tokenizer."""
+    def own_classes(self) -> np.ndarray | None:
+        """The teacher's own classes, if it has them (then ``fit([], [])`` distils on ``unlabelled``)."""
+        return self._teacher().own_classes() if self.alpha > 0 else None
+
+    def build_student(self, n_classes: int):
+        """The untrained student and its tokenizer: (:class:`~metalib.methods.transfer.MeanPoolClassifier`
+        over ``layers`` of ``encoder``, tokenizer), on the CPU, seeded with ``seed``."""
         from metalib import runtime
         from metalib.methods.distillation import layer_copy_student
         from metalib.methods.transfer import MeanPoolClassifier
 
         runtime.seed_everything(self.seed)
         encoder, tokenizer = _load_encoder(self.encoder, device="cpu")
-        student = layer_copy_student(encoder, list(self.layers))
-        return MeanPoolClassifier(student, num_labels=n_classes), tokenizer
+        if self.layers is not None or self.random_init:
+            every = range(encoder.config.num_hidden_layers)
+            layers = list(every if self.layers is None else self.layers)
+            encoder = layer_copy_student(encoder, layers, random_init=self.random_init)
+        return MeanPoolClassifier(encoder, num_labels=n_classes), tokenizer
 
-    def _fit(self, texts: list[str], y: np.ndarray) -> None:
+    def _soft_targets(self, texts: list[str], y: np.ndarray, transfer: list[str]):
+        """The teacher's log-probabilities for ``transfer``, (N, C) in the order of ``classes_``."""
         import torch
 
+        if self.alpha == 0:
+            self.teacher_seconds_ = 0.0
+            return torch.zeros(len(transfer), len(self.classes_))
+        teacher = self._teacher()
+        described = json.dumps({"class": type(teacher).__name__, "params": params_to_json(teacher)})
+        hits = _teacher_log_probs.cache_info().hits
+        log_p, classes, seconds = _teacher_log_probs(
+            described, tuple(texts), tuple(self.classes_[y].tolist()), tuple(transfer)
+        )
+        if _teacher_log_probs.cache_info().hits > hits:
+            self._reused_seconds_ = seconds
+        if set(classes) != set(self.classes_.tolist()):
+            theirs, ours = list(classes), self.classes_.tolist()
+            raise ValueError(f"the teacher's classes {theirs} are not the labels' {ours}: give it the same")
+        self.teacher_seconds_ = seconds
+        order = [classes.index(c) for c in self.classes_.tolist()]
+        return torch.from_numpy(log_p[:, order]).float()
+
+    def _fit(self, texts: list[str], y: np.ndarray) -> None:
         from metalib.methods.distillation import DistillationConfig, distill
         from metalib.methods.transfer import steps_for
         from metalib.train import TrainConfig
 
         unlabelled = check_texts(self.unlabelled, allow_empty=True)
-        start = time.perf_counter()
-        teacher = self._teacher().fit(texts, y)
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha is the soft targets' share of the loss, in [0, 1]; got {self.alpha}")
+        if self.alpha < 1 and unlabelled:
+            raise ValueError("alpha < 1 needs a label for every transfer text: give unlabelled=() or alpha=1")
         transfer = texts + unlabelled
-        log_p = torch.from_numpy(teacher.predict_proba(transfer)).clamp_min(1e-12).log().float()  # (N, C)
-        self.teacher_seconds_ = time.perf_counter() - start
-        model, tokenizer = self._build(len(self.classes_))
+        if not transfer:
+            raise ValueError("nothing to distil on: give labelled texts or unlabelled ones")
+        log_p = self._soft_targets(texts, y, transfer)
+        model, tokenizer = self.build_student(len(self.classes_))
         config = TrainConfig(
             max_steps=steps_for(len(transfer), self.batch_size, self.epochs, self.min_steps),
             lr=self.lr,
@@ -966,7 +1090,8 @@ class DistilledClassifier(TextClassifier):
             transfer,
             log_p,
             config,
-            DistillationConfig(temperature=self.temperature, alpha=1.0),
+            DistillationConfig(temperature=self.temperature, alpha=self.alpha),
+            labels=y.tolist() if self.alpha < 1 else None,
             batch_size=self.batch_size,
             max_length=self.max_length,
             seed=self.seed,
@@ -989,7 +1114,7 @@ class DistilledClassifier(TextClassifier):
     def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
         from metalib import runtime
 
-        model, self.tokenizer_ = self._build(len(self.classes_))
+        model, self.tokenizer_ = self.build_student(len(self.classes_))
         missing = {name for name, _ in model.named_parameters()} ^ set(tensors)
         if missing:
             raise ValueError(f"saved tensors do not fit this student: {sorted(missing)[:3]} ...")

@@ -11,7 +11,8 @@ with its Wilson 95% interval, fit seconds, prediction milliseconds per test text
 parameters, bytes stored per task (what ``save`` writes of the fit: its tensors and, as JSON, other
 fitted state such as demonstrations; not the parameters), the labels used and the estimator's
 :meth:`~metalib.classifiers.TextClassifier.fit_details` (steps, seconds per step, a chosen
-learning rate). A budget of 0 labels
+learning rate) and which test texts it got right (``correct``, a string of 0s and 1s), so that
+two rows can be compared paired on the same texts (:func:`paired_difference`). A budget of 0 labels
 fits zero-shot estimators on nothing (``fit([], [])``). Rows are cached as JSON in metalib's cache,
 keyed by the estimator's class and parameters, a fingerprint of the data, the budget and the source
 of the code (:func:`metalib.runtime.code_fingerprint`), written atomically under a lock: two
@@ -54,6 +55,7 @@ __all__ = [
     "budgets",
     "data_fingerprint",
     "grid",
+    "paired_difference",
     "plot_cost",
     "plot_draws",
     "plot_estimates",
@@ -129,7 +131,8 @@ def run(
     Returns one row (a dict): ``method`` (``name``, default the class name), ``estimator``,
     ``params``, ``labels`` (the budget), ``labels_used``, ``seed``, ``selection``, ``accuracy``,
     ``low``, ``high``, ``n_test``, ``fit_seconds``, ``predict_ms_per_text``,
-    ``trainable_parameters``, ``bytes_per_task``, ``details`` (a dict: ``fit_details()``), ``cached``
+    ``trainable_parameters``, ``bytes_per_task``, ``details`` (a dict: ``fit_details()``),
+    ``correct`` (``"1"`` for each test text predicted right, ``"0"`` otherwise), ``cached``
     (whether this call read it from the cache). ``cache=False`` always fits (and stores nothing).
 
     A :class:`~metalib.classifiers.HoldoutSearchClassifier`'s final refit is the chosen estimator
@@ -158,10 +161,33 @@ def _cache_path(estimator: TextClassifier, data: Splits, budget: Budget) -> Path
         estimator=f"{type(estimator).__module__}.{type(estimator).__qualname__}",
         params=_params(estimator),
         data=data_fingerprint(data),
+        models=_built_models(estimator),
         budget=asdict(budget),
         code=runtime.code_fingerprint(type(estimator).__module__, __name__),
     )
     return runtime.cache_dir() / "results" / f"{type(estimator).__name__}-{key}.json"
+
+
+def _built_models(estimator: TextClassifier) -> dict[str, str]:
+    """The cache entries of the built models (:data:`metalib.recipes.BUILT_ENCODERS`) that the
+    estimator's parameters name, nested estimators included: a row is stale once its model is
+    rebuilt with another recipe. Builds a model that is not there yet."""
+    from metalib import recipes
+
+    named: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and value in recipes.BUILT_ENCODERS:
+            named.add(value)
+
+    walk(params_to_json(estimator))
+    return {name: Path(recipes.encoder_source(name)).name for name in sorted(named)}
 
 
 def _write(path: Path, row: dict[str, Any]) -> None:
@@ -216,7 +242,8 @@ def _fit_and_score(
         start = time.perf_counter()
         predicted = estimator.predict(data.test.texts)
         predict_seconds = time.perf_counter() - start
-    score = accuracy_estimate((predicted == np.asarray(data.test.labels)).tolist())
+    correct = (predicted == np.asarray(data.test.labels)).tolist()
+    score = accuracy_estimate(correct)
     return estimator, {
         "estimator": type(estimator).__name__,
         "params": _params(estimator),
@@ -233,7 +260,19 @@ def _fit_and_score(
         "trainable_parameters": estimator.n_trainable_parameters_,
         "bytes_per_task": _stored_bytes(estimator),
         "details": estimator.fit_details(),
+        "correct": "".join("1" if hit else "0" for hit in correct),
     }
+
+
+def paired_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> Estimate:
+    """Accuracy of row ``a`` minus row ``b`` (rows of :func:`run` on the same test texts), paired text
+    by text: the mean of the per-text differences with a Student-t 95% interval. Pairing removes the
+    variation between test texts that both rows share, so the interval is narrower than the two
+    accuracies' own intervals suggest. It covers test sampling only, not training seeds."""
+    if len(a["correct"]) != len(b["correct"]) or a["n_test"] != b["n_test"]:
+        raise ValueError("paired rows must be scored on the same test texts (their n_test differs)")
+    diff = [int(x) - int(y) for x, y in zip(a["correct"], b["correct"], strict=True)]
+    return mean_estimate(diff)
 
 
 def grid(

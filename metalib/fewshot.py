@@ -10,7 +10,8 @@ This module holds what every method shares:
   support set and query inputs to query logits) on every episode and report the mean accuracy with
   a Student-t 95% interval over episodes, as few-shot papers do.
 - :func:`fit_episodic` — the outer training loop of episodic methods (Adam, periodic validation,
-  the best validation state restored at the end).
+  the best validation state restored at the end); :class:`EpisodicConfig` and
+  :func:`fit_on_episodes` — the episodes and optimiser every episodic trainer of the book shares.
 
 A classifier has the signature ``classify(x_support, y_support, x_query, n_way) -> logits``
 with shapes ``(E, N*K, D)``, ``(E, N*K)``, ``(E, N*Q, D)`` → ``(E, N*Q, N)``.
@@ -31,6 +32,7 @@ import copy
 import math
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -41,11 +43,14 @@ from metalib.evaluate import Estimate, mean_estimate
 __all__ = [
     "Classifier",
     "EpisodeBatch",
+    "EpisodicConfig",
     "EpisodicHistory",
+    "check_features",
     "episode_accuracies",
     "episode_batch",
     "evaluate_episodes",
     "fit_episodic",
+    "fit_on_episodes",
     "sample_episodes",
 ]
 
@@ -276,3 +281,72 @@ def fit_episodic(
         history.best_step = steps
     history.seconds = time.perf_counter() - start
     return history
+
+
+@dataclass(frozen=True)
+class EpisodicConfig:
+    """Episodes and optimiser of episodic training (:func:`fit_on_episodes`); each method's config
+    (:class:`~metalib.methods.protonet.ProtoNetConfig`,
+    :class:`~metalib.methods.fewshot_heads.HeadTrainingConfig`) adds its own fields."""
+
+    n_way: int = 5
+    """classes per training episode"""
+    k_shot: int = 5
+    """support examples per class"""
+    n_query: int = 15
+    """query examples per class"""
+    meta_batch: int = 4
+    """episodes per optimizer step"""
+    steps: int = 300
+    """optimizer (outer) steps"""
+    lr: float = 1e-3
+    """Adam learning rate (of the outer loop)"""
+    eval_every: int = 25
+    """steps between validations; the best validated weights are kept"""
+    seed: int = 0
+    """seed of the episode sampler and of the initialisation"""
+
+    POSITIVE: ClassVar[tuple[str, ...]] = ("n_way", "k_shot", "n_query", "meta_batch", "steps", "eval_every")
+    """the fields that must be positive integers"""
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for field_name in self.POSITIVE:
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}.{field_name}={value!r} must be a positive integer")
+        if not self.lr > 0:
+            raise ValueError(f"{name}.lr={self.lr} must be > 0")
+
+    def sampler(self, labels: Sequence[Hashable], classes: Sequence[Hashable]) -> EpisodeSampler:
+        """The training episodes: ``n_way``-way ``k_shot``-shot from ``classes`` only, seeded."""
+        return EpisodeSampler(labels, self.n_way, self.k_shot, self.n_query, self.seed, classes=classes)
+
+
+def check_features(features: torch.Tensor, labels: Sequence[Hashable]) -> None:
+    """A ``ValueError`` unless ``features`` is ``(R, D)`` with one row per label."""
+    if features.dim() != 2 or features.shape[0] != len(labels):
+        raise ValueError(
+            f"features {tuple(features.shape)} must be (R, D) with R = len(labels) = {len(labels)}"
+        )
+
+
+def fit_on_episodes(
+    model: torch.nn.Module,
+    episode_loss: Callable[[EpisodeBatch], torch.Tensor],
+    sampler: EpisodeSampler,
+    features: torch.Tensor,
+    config: EpisodicConfig,
+    validate: Callable[[], float] | None = None,
+) -> EpisodicHistory:
+    """:func:`fit_episodic` on meta-batches of ``config.meta_batch`` episodes that ``sampler`` draws
+    from the rows of ``features``, for ``config.steps`` steps at ``config.lr``."""
+    return fit_episodic(
+        model,
+        episode_loss,
+        lambda: sample_episodes(sampler, features, config.meta_batch),
+        steps=config.steps,
+        lr=config.lr,
+        validate=validate,
+        eval_every=config.eval_every,
+    )

@@ -40,6 +40,18 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     myst_glue(name, value, display=display)
 
 
+def glue_estimate(name: str, estimate: Any) -> None:
+    """Glue an estimate as three numbers: its mean as ``name``, its interval as ``name_low`` and
+    ``name_high``. ``estimate`` is a :class:`metalib.evaluate.Estimate` or a row with ``accuracy``,
+    ``low`` and ``high`` (a :func:`metalib.compare.run` row, a line of ``compare.summarize``)."""
+    if hasattr(estimate, "mean") and hasattr(estimate, "n"):
+        mean, low, high = estimate.mean, estimate.low, estimate.high
+    else:
+        mean, low, high = estimate["accuracy"], estimate["low"], estimate["high"]
+    for suffix, value in (("", mean), ("_low", low), ("_high", high)):
+        glue(f"{name}{suffix}", float(value))
+
+
 class ChapterClock:
     """Wall-clock and CPU seconds since a chapter started, reported (never asserted) at its end.
 

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -32,6 +33,15 @@ ESTIMATORS = {
     "distilled": clf.DistilledClassifier(
         clf.LinearProbeClassifier(folds=2, **TINY), UNLABELLED, layers=(0,), **TRAIN
     ),
+    "frozen": clf.FrozenClassifier("minilm-l6", classes=("rotten", "fresh"), **TINY),
+    "distilled from a frozen teacher, no label": clf.DistilledClassifier(
+        clf.FrozenClassifier("minilm-l6", classes=("rotten", "fresh"), **TINY),
+        UNLABELLED,
+        layers=None,
+        random_init=True,
+        **TRAIN,
+    ),
+    "hard labels, no teacher": clf.DistilledClassifier(alpha=0.0, layers=(1,), **TRAIN),
     "lr search": clf.HoldoutSearchClassifier(
         clf.FineTuneClassifier(adapter="bitfit", **TRAIN), "lr", (1e-4, 1e-2)
     ),
@@ -40,10 +50,20 @@ OWN_CLASSES = [
     "descriptions",
     "zero-shot prompt",
     "in-context prompt",
-]  # zero-shot: classes from the parameters
-TRAINS_NOTHING = ["majority", "prototypes", "protonet", *OWN_CLASSES]
+    "frozen",
+    "distilled from a frozen teacher, no label",
+]  # zero-shot or trained beforehand: classes from the parameters
+TRAINS_NOTHING = [
+    "majority",
+    "prototypes",
+    "protonet",
+    "descriptions",
+    "zero-shot prompt",
+    "in-context prompt",
+    "frozen",
+]
 MODEL_PARAMETER = {
-    name: "model" if name.endswith(" prompt") else "encoder"
+    name: "model" if name.endswith(" prompt") or name == "frozen" else "encoder"
     for name in ESTIMATORS
     if name not in ("majority", "protonet", "lr search")  # ProtoNet's head refuses any encoder but MiniLM
 }
@@ -171,7 +191,7 @@ def test_zero_shot_estimators_fit_on_nothing(fitted, rows):
 def test_unknown_model_name_is_a_value_error(name):
     parameter = MODEL_PARAMETER[name]
     estimator = clone(ESTIMATORS[name]).set_params(**{parameter: "metalib-test/no-such-model"})
-    kind = "language model" if parameter == "model" else "encoder"
+    kind = "language model" if name.endswith(" prompt") else "encoder"
     with pytest.raises(ValueError, match=f"unknown {kind} 'metalib-test/no-such-model'"):
         estimator.fit(["good", "bad", "fine"], ["rotten", "fresh", "fresh"])
 
@@ -295,3 +315,51 @@ def test_lora_alpha_sets_the_scale_of_the_update(rows):
         return {m.scaling["default"] for m in model.modules() if hasattr(m, "lora_A") and m.scaling}
 
     assert scaling(default) == {2.0} and scaling(scaled) == {8.0}  # alpha / r: 2r / r, 16 / 2
+
+
+def test_the_distilled_students_options(fitted, rows):
+    texts, labels, test = rows
+    no_label = fitted["distilled from a frozen teacher, no label"]
+    assert no_label.n_fit_labels_ == len(texts) and no_label.teacher_seconds_ > 0
+    assert no_label.model_.encoder.config.num_hidden_layers == 6  # layers=None: all of MiniLM's
+    unlabelled_only = clone(ESTIMATORS["distilled from a frozen teacher, no label"]).fit([], [])
+    assert unlabelled_only.n_fit_labels_ == 0 and unlabelled_only.classes_.tolist() == ["rotten", "fresh"]
+    hard = fitted["hard labels, no teacher"]
+    assert hard.teacher_seconds_ == 0 and hard.model_.encoder.config.num_hidden_layers == 1
+    copied, _ = clf.DistilledClassifier(layers=(1,)).build_student(2)
+    minilm, _ = clf._load_encoder("minilm-l6", device="cpu")
+    for key, value in copied.encoder.encoder.layer[0].state_dict().items():
+        assert torch.equal(value, minilm.encoder.layer[1].state_dict()[key]), key
+    fresh, _ = clf.DistilledClassifier(layers=(1,), random_init=True).build_student(2)
+    assert not torch.equal(
+        fresh.encoder.embeddings.word_embeddings.weight, minilm.embeddings.word_embeddings.weight
+    )
+
+
+def test_the_teacher_is_fitted_once_per_process_for_the_same_texts(rows):
+    texts, labels, _ = rows
+    student = clf.DistilledClassifier(clf.MajorityClassifier(), layers=(0,), **TRAIN)
+    first = clone(student).fit(texts, labels)
+    hits = clf._teacher_log_probs.cache_info().hits
+    second = clone(student).set_params(seed=1).fit(texts, labels)
+    assert clf._teacher_log_probs.cache_info().hits == hits + 1
+    assert second.teacher_seconds_ == first.teacher_seconds_ and second.fit_seconds_ >= first.teacher_seconds_
+
+
+def test_bad_distillation_settings_say_what_to_change(rows, fitted, tmp_path):
+    texts, labels, _ = rows
+    with pytest.raises(ValueError, match="in \\[0, 1\\]; got 1.5"):
+        clf.DistilledClassifier(alpha=1.5, **TRAIN).fit(texts, labels)
+    with pytest.raises(ValueError, match="needs a label for every transfer text"):
+        clf.DistilledClassifier(unlabelled=UNLABELLED, alpha=0.5, **TRAIN).fit(texts, labels)
+    frozen = clf.FrozenClassifier("minilm-l6", classes=("rotten", "fresh"), **TINY)
+    with pytest.raises(ValueError, match="nothing to distil on"):
+        clf.DistilledClassifier(frozen, **TRAIN).fit([], [])
+    ints = [int(label == "fresh") for label in labels]
+    with pytest.raises(ValueError, match="0, 1 are not among"):
+        clf.DistilledClassifier(frozen, **TRAIN).fit(texts, ints)
+    two_outputs = fitted["frozen"]
+    two_outputs.model_.save_pretrained(tmp_path / "two")
+    two_outputs.tokenizer_.save_pretrained(tmp_path / "two")
+    with pytest.raises(ValueError, match="does not have 3 outputs"):
+        clf.FrozenClassifier(str(tmp_path / "two"), classes=(0, 1, 2)).fit([], [])

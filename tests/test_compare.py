@@ -155,3 +155,33 @@ def test_plot_draws_shows_every_draw_and_the_range():
         "cal (mean of draws)",
         "majority class",
     }
+
+
+def test_rows_keep_which_texts_were_right_and_pair_on_them(small, cache):
+    majority = compare.run(clf.MajorityClassifier(), small, compare.Budget(32))
+    probe = compare.run(clf.LabelDescriptionClassifier(max_length=16), small, compare.Budget(0))
+    assert len(majority["correct"]) == 80 and set(majority["correct"]) <= {"0", "1"}
+    assert majority["correct"].count("1") / 80 == pytest.approx(majority["accuracy"])
+    diff = compare.paired_difference(probe, majority)
+    assert diff.mean == pytest.approx(probe["accuracy"] - majority["accuracy"]) and diff.n == 80
+    assert diff.low < diff.mean < diff.high
+    assert compare.paired_difference(majority, majority).mean == 0
+    with pytest.raises(ValueError, match="same test texts"):
+        compare.paired_difference(probe, {**majority, "correct": "1", "n_test": 1})
+
+
+def test_a_row_naming_a_built_model_is_keyed_by_that_build(small, cache, monkeypatch):
+    from metalib import recipes
+
+    monkeypatch.setattr(recipes, "encoder_source", lambda name: f"/cache/zoo/{name}-build1")
+    student = clf.DistilledClassifier(
+        clf.FrozenClassifier("minilm-l6-sentiment"), encoder="tiny-bert-pretrained"
+    )
+    assert compare._built_models(student) == {
+        "minilm-l6-sentiment": "minilm-l6-sentiment-build1",
+        "tiny-bert-pretrained": "tiny-bert-pretrained-build1",
+    }
+    first = compare._cache_path(student, small, compare.Budget(16))
+    monkeypatch.setattr(recipes, "encoder_source", lambda name: f"/cache/zoo/{name}-build2")
+    assert compare._cache_path(student, small, compare.Budget(16)) != first
+    assert compare._built_models(clf.MajorityClassifier()) == {}

@@ -139,3 +139,17 @@ def test_batch_is_a_maml_task_batch() -> None:
     batch = episode_batch(features(), [episode, episode])
     assert isinstance(batch, EpisodeBatch)
     assert {t.shape[0] for t in (batch.x_support, batch.y_support, batch.x_query, batch.y_query)} == {2}
+
+
+def test_the_episodic_configs_share_one_base_and_keep_their_own_defaults():
+    from metalib.fewshot import EpisodicConfig
+    from metalib.methods.fewshot_heads import HeadTrainingConfig
+    from metalib.methods.protonet import ProtoNetConfig
+
+    assert issubclass(ProtoNetConfig, EpisodicConfig) and issubclass(HeadTrainingConfig, EpisodicConfig)
+    assert ProtoNetConfig().meta_batch == 4 and HeadTrainingConfig().meta_batch == 8
+    assert "hidden" in HeadTrainingConfig.POSITIVE and "hidden" not in EpisodicConfig.POSITIVE
+    with pytest.raises(ValueError, match="EpisodicConfig.k_shot=0 must be a positive integer"):
+        EpisodicConfig(k_shot=0)
+    sampler = EpisodicConfig(n_way=2, k_shot=1, n_query=1).sampler([0, 0, 1, 1, 2, 2], classes=[0, 1])
+    assert sorted(sampler.classes) == [0, 1]

@@ -77,7 +77,9 @@ def test_merge_and_unload_gives_the_same_logits():
     adapted = logits(model, inputs)
     merged = model.merge_and_unload()
     assert not any("lora_" in name for name, _ in merged.named_parameters())
-    assert (logits(merged, inputs) - adapted).abs().max() <= 1e-5
+    # float32 sums in another order: ~1e-5 on logits of size ~2, depending on the CPU's kernels;
+    # a wrong merge is off by the perturbation's scale (~0.1 and more)
+    assert (logits(merged, inputs) - adapted).abs().max() <= 1e-4
     assert (adapted - logits(tiny_classifier(), inputs)).abs().max() > 1e-2  # the adapter did change them
 
 

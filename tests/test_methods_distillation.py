@@ -252,3 +252,23 @@ def test_compare_latency_ratios():
     assert table[(table.model == "small") & (table.batch_size == 32)]["speedup"].item() > 1.0
     with pytest.raises(ValueError, match="reference"):
         compare_latency({"big": big}, lambda m, x: m(x), inputs, reference="nope")
+
+
+def test_soft_label_probe_matches_hard_labels_and_follows_soft_targets():
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from metalib.methods.distillation import soft_label_probe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5))
+    y = (x[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(int)
+    hard = soft_label_probe(x, np.eye(2)[y])
+    plain = LogisticRegression(max_iter=2000, random_state=0).fit(x, y)
+    np.testing.assert_allclose(hard.coef_, plain.coef_, atol=1e-4)  # one-hot targets: the ordinary probe
+    soft = soft_label_probe(x, np.full((60, 2), 0.5))  # targets that say nothing: a flat student
+    np.testing.assert_allclose(soft.predict_proba(x), 0.5, atol=1e-3)
+    with pytest.raises(ValueError, match="class probabilities"):
+        soft_label_probe(x, np.full((60, 2), 0.7))
+    with pytest.raises(ValueError, match="must be \\(N, C\\)"):
+        soft_label_probe(x, np.ones(60))

@@ -25,6 +25,18 @@ def test_glue_turns_numpy_scalars_into_python_numbers(monkeypatch):
     assert type(seen["acc"][0]) is float and type(seen["n"][0]) is int
 
 
+def test_glue_estimate_glues_a_mean_and_its_interval(monkeypatch):
+    import myst_nb
+
+    from metalib.evaluate import Estimate
+
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.update({name: value}))
+    notebook.glue_estimate("kd", Estimate(0.8, 0.75, 0.85, 998))
+    notebook.glue_estimate("row", {"accuracy": 0.6, "low": 0.5, "high": 0.7, "n_test": 998})
+    assert seen == {"kd": 0.8, "kd_low": 0.75, "kd_high": 0.85, "row": 0.6, "row_low": 0.5, "row_high": 0.7}
+
+
 class _FakeClocks:
     """Stands in for time.perf_counter and time.process_time in metalib.notebook."""
 

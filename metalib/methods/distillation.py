@@ -16,7 +16,9 @@ The pieces, each usable alone with :class:`metalib.train.Trainer`:
   initialisation: every other layer), or the same architecture randomly initialised;
 - :class:`SoftTargets` and :func:`kd_forward`: teacher logits computed once and stored per
   training row, so the teacher does not run again every epoch;
-- :func:`distill`: fine-tune a student on soft (and optionally hard) targets.
+- :func:`distill`: fine-tune a student on soft (and optionally hard) targets;
+- :func:`soft_label_probe`: the cheapest student, logistic regression on frozen features fitted
+  to soft targets.
 
 Used by chapter 5 (distillation).
 
@@ -49,7 +51,15 @@ from metalib.train import StepOutput, TrainConfig, Trainer, make_loader
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["DistillationConfig", "SoftTargets", "distill", "kd_forward", "kd_loss", "layer_copy_student"]
+__all__ = [
+    "DistillationConfig",
+    "SoftTargets",
+    "distill",
+    "kd_forward",
+    "kd_loss",
+    "layer_copy_student",
+    "soft_label_probe",
+]
 
 
 @dataclass(frozen=True)
@@ -253,3 +263,36 @@ def distill(
     trainer = Trainer(student, train_config, forward=kd_forward(config))
     trainer.fit(loader, val_loader)
     return trainer
+
+
+def soft_label_probe(features: Any, targets: Any, C: float = 1.0, seed: int = 0) -> Any:
+    """Logistic regression fitted to soft targets: a linear student on frozen features.
+
+    The cross-entropy against soft targets, ``-sum_c p_c log q_c`` per row, equals scikit-learn's
+    weighted log-loss on every row repeated once per class ``c`` with weight ``p_c``; so this is
+    ``alpha = 1, T = 1`` distillation solved exactly by L-BFGS, with no learning rate or epochs to
+    choose. One-hot targets give the ordinary probe on hard labels (same ``C``: a fair comparison).
+
+    Args:
+        features: (N, H) array or tensor, e.g. :func:`metalib.embeddings.embed_texts`.
+        targets: (N, C) class probabilities per row (rows sum to 1).
+        C: inverse L2 strength, as in ``LogisticRegression``.
+        seed: the solver's ``random_state``.
+
+    Returns:
+        A fitted ``sklearn.linear_model.LogisticRegression`` with ``classes_ == [0 .. C-1]``.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(features, dtype=np.float64)
+    p = np.asarray(targets, dtype=np.float64)
+    if p.ndim != 2 or len(p) != len(x) or p.shape[1] < 2:
+        raise ValueError(f"targets must be (N, C) with C >= 2 for {len(x)} feature rows, got {p.shape}")
+    if not np.allclose(p.sum(axis=1), 1.0, atol=1e-6) or (p < 0).any():
+        raise ValueError("each row of targets must be class probabilities (non-negative, summing to 1)")
+    n_classes = p.shape[1]
+    rows = np.concatenate([x] * n_classes)  # (C * N, H)
+    labels = np.repeat(np.arange(n_classes), len(x))
+    probe = LogisticRegression(C=C, max_iter=2000, random_state=seed)
+    return probe.fit(rows, labels, sample_weight=p.T.reshape(-1))

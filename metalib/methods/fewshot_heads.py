@@ -25,20 +25,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from metalib.data.episodes import EpisodeSampler
 from metalib.fewshot import (
     Classifier,
     EpisodeBatch,
+    EpisodicConfig,
     EpisodicHistory,
+    check_features,
     episode_accuracies,
-    fit_episodic,
-    sample_episodes,
+    fit_on_episodes,
 )
 from metalib.methods.maml import MAML, MAMLConfig, adapt
 
@@ -99,44 +100,18 @@ class FewShotHead(nn.Module):
 
 
 @dataclass(frozen=True)
-class HeadTrainingConfig:
-    """Episodes and optimiser of :func:`train_maml_head` and :func:`train_multitask_head`."""
+class HeadTrainingConfig(EpisodicConfig):
+    """Episodes and optimiser of :func:`train_maml_head` and :func:`train_multitask_head`: those of
+    :class:`~metalib.fewshot.EpisodicConfig` with 8 episodes a step, and the head's shape."""
 
-    n_way: int = 5
-    """classes per training episode (MAML's head has this many outputs)"""
-    k_shot: int = 5
-    """support examples per class"""
-    n_query: int = 15
-    """query examples per class"""
     meta_batch: int = 8
     """episodes per optimizer step"""
-    steps: int = 300
-    """optimizer (outer) steps"""
-    lr: float = 1e-3
-    """Adam learning rate of the outer loop"""
     hidden: int = 64
     """width of the head's hidden layer"""
     zero_head: bool = True
     """start the output layer at zero (see :class:`FewShotHead`)"""
-    eval_every: int = 25
-    """steps between validations; the best validated weights are kept"""
-    seed: int = 0
-    """seed of the sampler and the initialisation"""
 
-    def __post_init__(self) -> None:
-        for name in ("n_way", "k_shot", "n_query", "meta_batch", "steps", "hidden", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"HeadTrainingConfig.{name}={value!r} must be a positive integer")
-        if not self.lr > 0:
-            raise ValueError(f"HeadTrainingConfig.lr={self.lr} must be > 0")
-
-
-def _check_features(features: torch.Tensor, labels: Sequence[Hashable]) -> None:
-    if features.dim() != 2 or features.shape[0] != len(labels):
-        raise ValueError(
-            f"features {tuple(features.shape)} must be (R, D) with R = len(labels) = {len(labels)}"
-        )
+    POSITIVE: ClassVar[tuple[str, ...]] = (*EpisodicConfig.POSITIVE, "hidden")
 
 
 def adapted_classifier(maml: MAML, steps: int | None = None) -> Classifier:
@@ -198,10 +173,7 @@ def train_maml_head(
         and the :class:`~metalib.fewshot.EpisodicHistory`.
     """
     config = config or HeadTrainingConfig()
-    _check_features(features, labels)
-    sampler = EpisodeSampler(
-        labels, config.n_way, config.k_shot, config.n_query, config.seed, classes=classes
-    )
+    check_features(features, labels)
     head = FewShotHead(
         features.shape[1], config.n_way, config.hidden, zero_head=config.zero_head, seed=config.seed
     )
@@ -213,14 +185,8 @@ def train_maml_head(
     def validate() -> float:
         return episode_accuracies(adapted_classifier(maml, val_steps), val).mean().item()
 
-    history = fit_episodic(
-        maml,
-        loss,
-        lambda: sample_episodes(sampler, features, config.meta_batch),
-        steps=config.steps,
-        lr=config.lr,
-        validate=validate if val is not None else None,
-        eval_every=config.eval_every,
+    history = fit_on_episodes(
+        maml, loss, config.sampler(labels, classes), features, config, validate if val is not None else None
     )
     return maml.eval(), history
 
@@ -277,10 +243,8 @@ def train_multitask_head(
         :class:`~metalib.fewshot.EpisodicHistory`.
     """
     config = config or HeadTrainingConfig()
-    _check_features(features, labels)
-    sampler = EpisodeSampler(
-        labels, config.n_way, config.k_shot, config.n_query, config.seed, classes=classes
-    )
+    check_features(features, labels)
+    sampler = config.sampler(labels, classes)
     class_index = {c: i for i, c in enumerate(sampler.classes)}
     model = FewShotHead(features.shape[1], len(class_index), config.hidden, seed=config.seed).to(
         features.device
@@ -289,14 +253,13 @@ def train_multitask_head(
     def validate() -> float:
         return episode_accuracies(fit_on_support(model.features, steps=support_steps), val).mean().item()
 
-    history = fit_episodic(
+    history = fit_on_episodes(
         model,
         lambda batch: multitask_loss(model, batch, class_index),
-        lambda: sample_episodes(sampler, features, config.meta_batch),
-        steps=config.steps,
-        lr=config.lr,
-        validate=validate if val is not None else None,
-        eval_every=config.eval_every,
+        sampler,
+        features,
+        config,
+        validate if val is not None else None,
     )
     return model.eval(), history
 

@@ -35,14 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metalib.data.episodes import EpisodeSampler
 from metalib.fewshot import (
     Classifier,
     EpisodeBatch,
+    EpisodicConfig,
     EpisodicHistory,
+    check_features,
     episode_accuracies,
-    fit_episodic,
-    sample_episodes,
+    fit_on_episodes,
 )
 
 __all__ = [
@@ -168,39 +168,22 @@ def protonet_loss(
 
 
 @dataclass(frozen=True)
-class ProtoNetConfig:
-    """Episodic training of a :class:`ProjectionHead` on frozen features."""
+class ProtoNetConfig(EpisodicConfig):
+    """Episodic training of a :class:`ProjectionHead` on frozen features: the episodes and optimiser
+    of :class:`~metalib.fewshot.EpisodicConfig` (5-way 5-shot, 15 queries, 4 episodes a step, 300
+    steps), and the head's rank and metric."""
 
-    n_way: int = 5
-    """classes per training episode (Snell et al. train with more ways than they test)"""
-    k_shot: int = 5
-    """support examples per class in training episodes"""
-    n_query: int = 15
-    """query examples per class in training episodes"""
-    meta_batch: int = 4
-    """episodes per optimizer step"""
-    steps: int = 300
-    """optimizer steps"""
-    lr: float = 1e-3
-    """Adam learning rate"""
     rank: int | None = 8
     """rank of the head's update, or None for a full-rank matrix"""
     metric: Metric = "sqeuclidean"
     """distance to the prototypes"""
     scale: float = 10.0
     """logit scale (inverse temperature) during training; accuracy does not depend on it"""
-    eval_every: int = 25
-    """steps between validations; the best validated head is kept"""
-    seed: int = 0
-    """seed of the episode sampler and the head's initialisation"""
 
     def __post_init__(self) -> None:
-        for name in ("n_way", "k_shot", "n_query", "meta_batch", "steps", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ProtoNetConfig.{name}={value!r} must be a positive integer")
-        if not self.lr > 0 or not self.scale > 0:
-            raise ValueError(f"ProtoNetConfig lr={self.lr} and scale={self.scale} must be > 0")
+        super().__post_init__()
+        if not self.scale > 0:
+            raise ValueError(f"ProtoNetConfig.scale={self.scale} must be > 0")
         if self.metric not in ("sqeuclidean", "cosine"):
             raise ValueError(f"ProtoNetConfig.metric={self.metric!r} must be 'sqeuclidean' or 'cosine'")
 
@@ -233,25 +216,18 @@ def train_protonet(
         >>> evaluate_episodes(nearest_mean(head), test_batch)  # doctest: +SKIP
     """
     config = config or ProtoNetConfig()
-    if features.dim() != 2 or features.shape[0] != len(labels):
-        raise ValueError(
-            f"features {tuple(features.shape)} must be (R, D) with R = len(labels) = {len(labels)}"
-        )
-    sampler = EpisodeSampler(
-        labels, config.n_way, config.k_shot, config.n_query, config.seed, classes=classes
-    )
+    check_features(features, labels)
     head = ProjectionHead(features.shape[1], config.rank, seed=config.seed).to(features.device)
 
     def validate() -> float:
         return episode_accuracies(nearest_mean(head, config.metric), val).mean().item()
 
-    history = fit_episodic(
+    history = fit_on_episodes(
         head,
         lambda batch: protonet_loss(head, batch, config.metric, config.scale),
-        lambda: sample_episodes(sampler, features, config.meta_batch),
-        steps=config.steps,
-        lr=config.lr,
-        validate=validate if val is not None else None,
-        eval_every=config.eval_every,
+        config.sampler(labels, classes),
+        features,
+        config,
+        validate if val is not None else None,
     )
     return head.eval(), history
