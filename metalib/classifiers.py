@@ -188,12 +188,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities, shape ``(N, len(classes_))``, rows summing to 1."""
+        """Class probabilities, shape ``(N, len(classes_))``, rows summing to 1; the call's seconds
+        in ``predict_seconds_`` (vectors reused from an earlier call counted at their cost)."""
         self._check_fitted()
         texts = check_texts(texts, allow_empty=True)
-        if not texts:
-            return np.zeros((0, len(self.classes_)))
-        return self._predict_proba(texts)
+        reused, start = getattr(self, "_reused_seconds_", 0.0), time.perf_counter()
+        proba = self._predict_proba(texts) if texts else np.zeros((0, len(self.classes_)))
+        self.predict_seconds_ = time.perf_counter() - start + getattr(self, "_reused_seconds_", 0.0) - reused
+        return proba
 
     def own_classes(self) -> np.ndarray | None:
         """The classes fixed by the parameters (e.g. one per label description), or None: from ``fit``."""
@@ -311,17 +313,45 @@ def _load_encoder(name: str, **kwargs: Any):
         ) from err
 
 
+_VECTORS: dict[tuple[str, int], dict[str, tuple[np.ndarray, float]]] = {}
+"""Texts' vectors from the embedded encoders (:data:`metalib.zoo.ENCODERS`, whose weights never
+change), per (encoder, max_length): text -> (vector, seconds it took to embed)."""
+_VECTORS_LIMIT = 100_000  # texts kept per key; past it the memo starts afresh
+
+
 def _sentence_vectors(estimator: TextClassifier, texts: Sequence[str]):
     """Unit-length mean-pooled vectors of ``texts`` from ``estimator.encoder``, float32 ``(N, H)``
-    tensor; the encoder is loaded on first use and kept on the estimator (not a parameter)."""
+    tensor; the encoder is loaded on first use and kept on the estimator (not a parameter).
+
+    With an embedded encoder a text that an earlier call in this process embedded is not embedded
+    again (a learning curve's nested subsets share most of their texts, and every fit predicts the
+    same test set); its share of that embedding's seconds is added to ``estimator._reused_seconds_``,
+    which ``fit_seconds_`` and ``predict_seconds_`` include, so a call costs what it would alone."""
+    import torch
+
+    from metalib import zoo
     from metalib.embeddings import embed_texts
 
+    texts = check_texts(texts, allow_empty=True)
     if getattr(estimator, "_encoder", None) is None:
         estimator._encoder = _load_encoder(estimator.encoder)
     model, tokenizer = estimator._encoder
-    return embed_texts(
-        model, tokenizer, check_texts(texts, allow_empty=True), max_length=estimator.max_length
-    )
+    if estimator.encoder not in zoo.ENCODERS or not texts:
+        return embed_texts(model, tokenizer, texts, max_length=estimator.max_length)
+    memo = _VECTORS.setdefault((estimator.encoder, estimator.max_length), {})
+    missing = list(dict.fromkeys(t for t in texts if t not in memo))
+    if len(memo) + len(missing) > _VECTORS_LIMIT:
+        memo.clear()
+        missing = list(dict.fromkeys(texts))
+    if missing:
+        start = time.perf_counter()
+        vectors = embed_texts(model, tokenizer, missing, max_length=estimator.max_length).numpy()
+        per_text = (time.perf_counter() - start) / len(missing)
+        memo.update((t, (v, per_text)) for t, v in zip(missing, vectors, strict=True))
+    # every text at its embedding cost, less what this call spent (the caller's clock counts that)
+    charged = sum(memo[t][1] for t in texts) - sum(memo[t][1] for t in missing)
+    estimator._reused_seconds_ = getattr(estimator, "_reused_seconds_", 0.0) + charged
+    return torch.from_numpy(np.stack([memo[t][0] for t in texts]))
 
 
 def _choose_c(features: np.ndarray, y: np.ndarray, cs: Sequence[float], folds: int, seed: int) -> float:
@@ -345,7 +375,10 @@ class LinearProbeClassifier(TextClassifier):
 
     The inverse regularisation ``C`` is picked from ``cs`` by stratified ``folds``-fold
     cross-validation on the training labels (``_choose_c``), then the probe is refitted on all
-    of them. Trainable parameters: ``(H + 1) C`` (one weight row for two classes).
+    of them. Trainable parameters: ``(H + 1) C`` (one weight row for two classes). With an embedded
+    encoder (MiniLM) a text is embedded once per process and later calls reuse its vector, each
+    still counting that text's embedding seconds in ``fit_seconds_`` or ``predict_seconds_``; a
+    learning curve's nested budgets then cost one embedding of their largest set and of the test set.
 
     Args:
         encoder: a name for :func:`metalib.recipes.load_encoder` (e.g. ``"minilm-l6"``).
@@ -378,7 +411,7 @@ class LinearProbeClassifier(TextClassifier):
     def _fit(self, texts: list[str], y: np.ndarray) -> None:
         from sklearn.linear_model import LogisticRegression
 
-        x = self.features(texts)
+        x = _sentence_vectors(self, texts).numpy()
         self.C_ = _choose_c(x, y, self.cs, self.folds, self.seed)
         self.probe_ = LogisticRegression(C=self.C_, max_iter=2000).fit(x, y)
         self.n_trainable_parameters_ = int(self.probe_.coef_.size + self.probe_.intercept_.size)
@@ -1221,7 +1254,12 @@ class HoldoutSearchClassifier(TextClassifier):
         }
 
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
-        return self.best_estimator_.predict_proba(texts)  # its classes are our class indices
+        start = time.perf_counter()
+        proba = self.best_estimator_.predict_proba(texts)  # its classes are our class indices
+        # the vectors it reused count in this call's predict_seconds_ as in its own
+        charged = self.best_estimator_.predict_seconds_ - (time.perf_counter() - start)
+        self._reused_seconds_ = getattr(self, "_reused_seconds_", 0.0) + max(0.0, charged)
+        return proba
 
     def _tensors(self) -> dict[str, Any]:
         return self.best_estimator_._tensors()

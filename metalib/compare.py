@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,6 +53,7 @@ __all__ = [
     "Splits",
     "budgets",
     "data_fingerprint",
+    "estimate",
     "grid",
     "paired_difference",
     "plot_cost",
@@ -239,9 +239,7 @@ def _fit_and_score(
     labels = [data.train.labels[i] for i in rows]
     with runtime.preserved_random_state():
         estimator.fit(texts, labels)
-        start = time.perf_counter()
         predicted = estimator.predict(data.test.texts)
-        predict_seconds = time.perf_counter() - start
     correct = (predicted == np.asarray(data.test.labels)).tolist()
     score = accuracy_estimate(correct)
     return estimator, {
@@ -256,12 +254,19 @@ def _fit_and_score(
         "high": score.high,
         "n_test": score.n,
         "fit_seconds": estimator.fit_seconds_,
-        "predict_ms_per_text": 1000 * predict_seconds / max(1, len(data.test.texts)),
+        "predict_ms_per_text": 1000 * estimator.predict_seconds_ / max(1, len(data.test.texts)),
         "trainable_parameters": estimator.n_trainable_parameters_,
         "bytes_per_task": _stored_bytes(estimator),
         "details": estimator.fit_details(),
         "correct": "".join("1" if hit else "0" for hit in correct),
     }
+
+
+def estimate(row: Mapping[str, Any]) -> Estimate:
+    """A :func:`run` row or a line of :func:`summarize` as an :class:`~metalib.evaluate.Estimate`:
+    the accuracy, its 95% interval and ``n`` (the row's test texts, or the line's draws)."""
+    n = row["draws"] if "draws" in row else row["n_test"]
+    return Estimate(float(row["accuracy"]), float(row["low"]), float(row["high"]), int(n))
 
 
 def paired_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> Estimate:

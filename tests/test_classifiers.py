@@ -306,6 +306,43 @@ def test_lp_ft_fits_its_probe_once_for_the_same_labels_and_counts_its_cost(rows)
     assert first.fit_details()["probe_C"] == second.fit_details()["probe_C"]
 
 
+def test_minilm_vectors_are_embedded_once_per_process_and_charged_at_their_cost(rows, monkeypatch):
+    from metalib import embeddings
+
+    texts, labels, test = rows
+    clf._VECTORS.clear()
+    embedded = []
+    real = embeddings.embed_texts
+
+    def counting(model, tokenizer, batch, **kwargs):
+        embedded.append(len(batch))
+        return real(model, tokenizer, batch, **kwargs)
+
+    monkeypatch.setattr(embeddings, "embed_texts", counting)
+    first = clf.LinearProbeClassifier(folds=2, **TINY).fit(texts[:12], labels[:12])
+    second = clf.LinearProbeClassifier(folds=2, **TINY).fit(texts, labels)
+    assert embedded == [12, 4]  # the second fit embeds only its 4 new texts
+    assert first._reused_seconds_ == 0 and second._reused_seconds_ > 0
+    assert second.fit_seconds_ > second._reused_seconds_
+    memo = clf._VECTORS["minilm-l6", TINY["max_length"]]
+    model, tokenizer = second._encoder
+    together = real(model, tokenizer, texts, max_length=TINY["max_length"]).numpy()
+    np.testing.assert_allclose(np.stack([memo[t][0] for t in texts]), together, atol=1e-5)
+    first.predict(test)
+    assert embedded[-1] == len(test) and first.predict_seconds_ > 0
+    second.predict(test)  # the test set again: nothing embedded, its embedding seconds charged
+    assert len(embedded) == 3 and second.predict_seconds_ >= sum(memo[t][1] for t in test)
+    search = clf.HoldoutSearchClassifier(clf.LinearProbeClassifier(folds=2, **TINY), "cs", ((1.0,),))
+    search.fit(texts, labels).predict(test)  # delegates: the inner probe's charge counts too
+    assert len(embedded) == 3 and search.predict_seconds_ >= sum(memo[t][1] for t in test)
+    other = clf.LinearProbeClassifier(folds=2, max_length=12).fit(texts, labels)  # another key
+    assert embedded[-1] == len(texts) and other._reused_seconds_ == 0
+    monkeypatch.setattr(clf, "_VECTORS_LIMIT", 8)
+    clf.LinearProbeClassifier(folds=2, **TINY).fit(texts, labels)  # over the limit: starts afresh
+    assert embedded[-1] == len(texts) and len(clf._VECTORS["minilm-l6", TINY["max_length"]]) == 16
+    assert clf.LinearProbeClassifier(folds=2, **TINY).fit(texts, labels).predict(test).shape == (12,)
+
+
 def test_lora_alpha_sets_the_scale_of_the_update(rows):
     texts, labels, _ = rows
     default = clf.FineTuneClassifier(adapter="lora", rank=2, **TRAIN)._build(2)[0]

@@ -112,6 +112,10 @@ def test_grid_summary_and_plots(small, cache):
     assert "peak_cuda_bytes" not in compare.summarize(with_details)  # no number in it
     single = compare.summarize(frame[frame["seed"] == 0])  # one draw: its Wilson interval
     assert single.loc[("majority", 16), "low"] == frame.iloc[0]["low"]
+    point = compare.estimate(summary.loc[("probe", 64)])  # a summary line: n is its draws
+    assert (point.n, point.mean) == (2, summary.loc[("probe", 64), "accuracy"])
+    row = compare.estimate(frame.iloc[0])  # a row: n is its test texts
+    assert (row.n, row.low) == (frame.iloc[0]["n_test"], frame.iloc[0]["low"])
     assert compare.plot_learning_curves(frame, baseline=0.6).get_xscale() == "log"
     ax = compare.plot_cost(frame, cost="predict_ms_per_text")
     assert "at 64 labels" in ax.get_ylabel()
