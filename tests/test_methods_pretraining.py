@@ -158,3 +158,22 @@ def test_training_flops_counts_layers_and_the_used_output_projection(tokenizer):
     layers = zoo.count_parameters(model) - embeddings
     assert pt.training_flops(model, 1000, 0.0) == 6 * 1000 * layers
     assert pt.training_flops(model, 1000, 0.15) == pytest.approx(6 * 1000 * (layers + 0.15 * 2000 * 128))
+
+
+def test_compute_study_tabulates_loss_against_compute_per_model_size(corpus, tokenizer):
+    train_set = pt.EncodedSegments(tokenizer, corpus.train[:500], max_length=32)
+    held_out = pt.EncodedSegments(tokenizer, corpus.held_out[:64], max_length=32)
+    recipe = pt.PretrainingRecipe(batch_size=16, lr=3e-3)
+    study = pt.compute_study(recipe, tokenizer, train_set, held_out, (16, 32), steps=8, tokens_per_step=300.0)
+    assert list(study.columns) == ["hidden", "parameters", "step", "flops", "held-out MLM loss"]
+    assert study.step.tolist() == [0, 2, 4, 6, 8] * 2  # four evaluations after the one at step 0
+    small, big = (study[study.hidden == h] for h in (16, 32))
+    assert small.parameters.iloc[0] < big.parameters.iloc[0]
+    assert small.flops.iloc[0] == 0 and small.flops.is_monotonic_increasing
+    assert big.flops.iloc[-1] > small.flops.iloc[-1]  # same steps, more compute for the larger model
+    assert (
+        study.groupby("hidden")["held-out MLM loss"].last()
+        < study.groupby("hidden")["held-out MLM loss"].first()
+    ).all()
+    again = pt.compute_study(recipe, tokenizer, train_set, held_out, (16,), steps=8, tokens_per_step=300.0)
+    assert again["held-out MLM loss"].tolist() == small["held-out MLM loss"].tolist()  # seeded

@@ -162,3 +162,38 @@ def test_score_prompts_bundles_scores_prior_and_accuracies(lm):
     assert result.accuracy(labels, calibrated=True).n == 3
     assert result.share(1) == pytest.approx(raw.float().mean().item())
     assert result[[0, 2]].scores.shape == (2, 2) and result[[0, 2]].prior is result.prior
+
+
+def test_score_answer_sets_equals_scoring_each_verbalizer_alone(lm):
+    model, tokenizer = lm
+    prompts = PLAIN.render(tokenizer, TEXTS, SENTIMENT)
+    two_words = pr.Verbalizer((("negative", "bad"), ("positive", "good")))  # shares words with SENTIMENT
+    sets = {"plain": PLAIN.answers(SENTIMENT), "two words": PLAIN.answers(two_words)}
+    together = pr.score_answer_sets(model, tokenizer, prompts, sets, batch_size=2)
+    assert list(together) == ["plain", "two words"]
+    for name, answers in sets.items():
+        alone = pr.score_labels(model, tokenizer, prompts, answers, batch_size=2)
+        assert together[name].shape == (3, 2) and torch.allclose(together[name], alone, atol=1e-5)
+
+
+def test_in_context_study_draws_seeded_demonstrations_per_k(lm):
+    model, tokenizer = lm
+    pool = (["great fun", "a bore", "wonderful", "awful acting", "moving and funny"], [1, 0, 1, 0, 1])
+    labels = [1, 0, 1]
+    zero = pr.score_prompts(model, tokenizer, PLAIN, TEXTS, SENTIMENT)
+    study = pr.in_context_study(
+        model, tokenizer, PLAIN, TEXTS, labels, SENTIMENT, pool, (0, 2), draws=2, zero_shot=zero
+    )
+    assert study[["k", "draw"]].values.tolist() == [[0, 0], [2, 0], [2, 1]]
+    assert np.isnan(study.loc[0, "last demo"]) and np.isnan(study.loc[0, "texts/s"])
+    assert study.loc[0, "raw"] == zero.accuracy(labels).mean
+    demos = [(pool[0][i], pool[1][i]) for i in pr.sample_demonstrations(pool[1], 2, seed=2001)]
+    second = pr.score_prompts(model, tokenizer, PLAIN, TEXTS, SENTIMENT, demos)
+    row = study.iloc[2]
+    assert row["positive demos"] == sum(y for _, y in demos) and row["last demo"] == demos[-1][1]
+    assert row["calibrated"] == second.accuracy(labels, calibrated=True).mean
+    assert row["answers positive"] == second.share(1) and row["texts/s"] > 0
+    prompt = PLAIN.render(tokenizer, TEXTS[:1], SENTIMENT, demos)[0]
+    assert row["prompt tokens"] == len(tokenizer(prompt)["input_ids"]) > study.loc[0, "prompt tokens"]
+    scored = pr.in_context_study(model, tokenizer, PLAIN, TEXTS, labels, SENTIMENT, pool, (0,), draws=3)
+    assert len(scored) == 1 and scored.loc[0, "texts/s"] > 0 and scored.loc[0, "raw"] == study.loc[0, "raw"]

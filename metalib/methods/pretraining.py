@@ -420,6 +420,73 @@ def sample_text(
     return outputs
 
 
+def _pretrain_recipe(recipe: PretrainingRecipe, tokenizer, train_set, held_out, *, progress: bool):
+    """A BERT of ``recipe``'s shape, seeded with ``recipe.seed``, pretrained with masked language
+    modelling as ``recipe`` says; returns (model, :class:`History`)."""
+    from transformers import BertForPreTraining
+
+    runtime.seed_everything(recipe.seed)
+    model = BertForPreTraining(recipe.bert_config(tokenizer.vocab_size))
+    history = pretrain(
+        model,
+        tokenizer,
+        train_set,
+        held_out,
+        objective="mlm",
+        steps=recipe.steps,
+        batch_size=recipe.batch_size,
+        lr=recipe.lr,
+        warmup_ratio=recipe.warmup_ratio,
+        eval_every=recipe.eval_every,
+        mlm_probability=recipe.mlm_probability,
+        seed=recipe.seed,
+        progress=progress,
+    )
+    return model, history
+
+
+def compute_study(
+    recipe: PretrainingRecipe,
+    tokenizer,
+    train_set: EncodedSegments,
+    held_out: EncodedSegments,
+    hidden_sizes: Sequence[int],
+    steps: int,
+    tokens_per_step: float,
+    *,
+    progress: bool = True,
+):
+    """Pretrain one BERT per hidden size (``recipe`` otherwise, ``steps`` steps each, four held-out
+    evaluations) and tabulate held-out MLM loss against training compute — the data of a
+    loss-against-FLOPs plot. Costs ``len(hidden_sizes)`` pretraining runs.
+
+    ``tokens_per_step``: training tokens in one batch (``batch_size`` times the mean segment
+    length), which turns steps into :func:`training_flops`. Returns a ``pandas.DataFrame``, a row
+    per model and evaluation (step 0 included): ``hidden``, ``parameters``, ``step``, ``flops``,
+    ``held-out MLM loss``.
+    """
+    import dataclasses
+
+    import pandas as pd
+
+    rows = []
+    for hidden in hidden_sizes:
+        sized = dataclasses.replace(recipe, hidden_size=hidden, steps=steps, eval_every=max(1, steps // 4))
+        model, history = _pretrain_recipe(sized, tokenizer, train_set, held_out, progress=progress)
+        parameters = sum(p.numel() for p in model.parameters())
+        rows += [
+            {
+                "hidden": hidden,
+                "parameters": parameters,
+                "step": row["step"],
+                "flops": training_flops(model, row["step"] * tokens_per_step, sized.mlm_probability),
+                "held-out MLM loss": row["val_mlm_loss"],
+            }
+            for row in history.eval_rows
+        ]
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------- the cached tiny BERT of chapter 1
 
 
@@ -491,30 +558,12 @@ def pretrain_tiny_bert(
 
     Deterministic for a given recipe on a given machine (seeded init, batch order and masking).
     """
-    from transformers import BertForPreTraining
-
     recipe = recipe or PretrainingRecipe.for_profile()
     corpus = corpus or pretraining_corpus(seed=recipe.seed)
     tokenizer = train_wordpiece(corpus.texts("train"), recipe.vocab_size)
     train_set = EncodedSegments(tokenizer, corpus.train, recipe.max_length)
     held_out = EncodedSegments(tokenizer, corpus.held_out[: recipe.held_out_size], 64)
-    runtime.seed_everything(recipe.seed)
-    model = BertForPreTraining(recipe.bert_config(tokenizer.vocab_size))
     start = time.perf_counter()
-    history = pretrain(
-        model,
-        tokenizer,
-        train_set,
-        held_out,
-        objective="mlm",
-        steps=recipe.steps,
-        batch_size=recipe.batch_size,
-        lr=recipe.lr,
-        warmup_ratio=recipe.warmup_ratio,
-        eval_every=recipe.eval_every,
-        mlm_probability=recipe.mlm_probability,
-        seed=recipe.seed,
-        progress=progress,
-    )
+    model, history = _pretrain_recipe(recipe, tokenizer, train_set, held_out, progress=progress)
     seconds = time.perf_counter() - start
     return PretrainingRun(model.cpu().eval(), tokenizer, history, recipe, seconds, train_set.n_tokens())

@@ -18,7 +18,9 @@ The pieces, each usable alone:
   reading the label from it (which can fail to parse);
 - :func:`content_free_prior` and :func:`calibrate`: contextual calibration (Zhao et al. 2021);
 - :func:`score_prompts`: all of it for one template, verbalizer and set of demonstrations, as
-  :class:`PromptScores` (raw and calibrated predictions and accuracies).
+  :class:`PromptScores` (raw and calibrated predictions and accuracies);
+- :func:`score_answer_sets`: several verbalizers scored from the same forward passes;
+- :func:`in_context_study`: accuracy against the number of demonstrations, over random draws.
 
 Used by chapter 3 (zero-shot prompts).
 
@@ -42,14 +44,19 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from metalib.evaluate import Estimate, prediction_accuracy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CONTENT_FREE",
@@ -59,8 +66,10 @@ __all__ = [
     "calibrate",
     "content_free_prior",
     "generate_answers",
+    "in_context_study",
     "parse_answers",
     "sample_demonstrations",
+    "score_answer_sets",
     "score_labels",
     "score_prompts",
 ]
@@ -438,3 +447,105 @@ def score_prompts(
         model, tokenizer, prompts, template.answers(verbalizer), batch_size=batch_size, progress=progress
     )
     return PromptScores(scores, content_free_prior(model, tokenizer, template, verbalizer, demonstrations))
+
+
+def score_answer_sets(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    answer_sets: Mapping[str, Sequence[Sequence[str]]],
+    *,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
+    """:func:`score_labels` for several answer sets (verbalizers) after the same prompts, in one
+    pass: every distinct answer string is scored once, then summed per label of each set.
+
+    All answers after a prompt come from the same next-token distribution, so comparing
+    verbalizers costs one forward pass per prompt, not one per verbalizer.
+
+    Args:
+        answer_sets: name -> C label groups of answer strings (:meth:`PromptTemplate.answers`).
+
+    Shapes:
+        returns name -> float32 ``(N, C)`` log-likelihoods, equal to :func:`score_labels` of that set.
+    """
+    strings = list(dict.fromkeys(a for groups in answer_sets.values() for group in groups for a in group))
+    column = {a: j for j, a in enumerate(strings)}
+    each = score_labels(
+        model, tokenizer, prompts, [[a] for a in strings], batch_size=batch_size, progress=progress
+    )  # (N, U): one column per distinct answer string
+    return {
+        name: torch.stack([each[:, [column[a] for a in group]].logsumexp(dim=1) for group in groups], dim=1)
+        for name, groups in answer_sets.items()
+    }
+
+
+def in_context_study(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    template: PromptTemplate,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    verbalizer: Verbalizer,
+    pool: tuple[Sequence[str], Sequence[int]],
+    k_shots: Sequence[int],
+    draws: int,
+    *,
+    zero_shot: PromptScores | None = None,
+    positive: int = 1,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Few-shot prompting at each ``k`` in ``k_shots``: ``draws`` random sets of ``k`` demonstrations
+    from ``pool`` (texts, labels), seeds ``1000 k + draw`` of :func:`sample_demonstrations`, each
+    scored on all ``texts`` with :func:`score_prompts` (raw and calibrated). ``k = 0`` is one row:
+    ``zero_shot`` (scores of these texts without demonstrations, if already computed) or scored here.
+
+    Cost: ``len(texts) + 3`` prompts per draw, each ``k`` demonstrations longer.
+
+    Returns:
+        a ``pandas.DataFrame``, a row per draw: ``k``, ``draw``, ``positive demos`` (demonstrations
+        labelled ``positive``), ``last demo`` (the last demonstration's label, NaN for ``k = 0``),
+        ``prompt tokens`` (of the first text's prompt), ``answers positive`` (share of raw
+        predictions), ``raw`` and ``calibrated`` accuracy, ``texts/s`` (NaN where ``zero_shot`` was
+        reused).
+    """
+    import pandas as pd
+
+    pool_texts, pool_labels = pool
+    rows = []
+    for k in k_shots:
+        for draw in range(draws if k else 1):
+            index = sample_demonstrations(pool_labels, k, seed=1000 * k + draw)
+            demos = [(pool_texts[i], int(pool_labels[i])) for i in index]
+            start = time.perf_counter()
+            if k == 0 and zero_shot is not None:
+                result, speed = zero_shot, float("nan")
+            else:
+                result = score_prompts(
+                    model,
+                    tokenizer,
+                    template,
+                    texts,
+                    verbalizer,
+                    demos,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+                speed = len(texts) / (time.perf_counter() - start)
+            first_prompt = template.render(tokenizer, [texts[0]], verbalizer, demos)[0]
+            rows.append(
+                {
+                    "k": k,
+                    "draw": draw,
+                    "positive demos": sum(y == positive for _, y in demos),
+                    "last demo": demos[-1][1] if demos else float("nan"),
+                    "prompt tokens": len(tokenizer(first_prompt)["input_ids"]),
+                    "answers positive": result.share(positive),
+                    "raw": result.accuracy(labels).mean,
+                    "calibrated": result.accuracy(labels, calibrated=True).mean,
+                    "texts/s": speed,
+                }
+            )
+    return pd.DataFrame(rows)
