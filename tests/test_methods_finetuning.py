@@ -128,6 +128,32 @@ def test_compare_gives_means_and_paired_differences():
         ftn.compare({"a": [1.0, 2.0], "b": [1.0]}, "a")
 
 
+def test_technique_study_pairs_runs_by_seed_and_counts_trainings(encoder_dir):
+    recipe = ftn.Recipe(lr=3e-3, epochs=2, batch_size=8, dropout=0.0)
+
+    def rows(seed):
+        return TEXTS[seed:], LABELS[seed:]
+
+    study = ftn.TechniqueStudy(
+        encoder_dir, rows, (TEXTS, LABELS), (TEXTS[:8], LABELS[:8]), seeds=(0, 1),
+        perturbations={"same": lambda text, rng: text},
+    )  # fmt: skip
+    study.run("plain", recipe, robust=True)
+    study.run("dropout", recipe.replace(dropout=0.3))
+    assert study.trainings == 4 and set(study.seconds) == {"plain", "dropout"}
+    plain = study.runs["plain"]
+    assert len(plain) == 2 and set(plain[0]) == {"clean", "same", "val"}
+    assert "same" not in study.runs["dropout"][0] and np.array_equal(plain[0]["clean"], plain[0]["same"])
+    trainer, tokenizer = ftn.train_classifier(encoder_dir, rows(1), recipe, seed=1)
+    assert np.array_equal(plain[1]["clean"], ftn.correct(trainer, tokenizer, (TEXTS, LABELS)))
+    table = study.compare(["plain", "dropout"])
+    assert table.loc["plain", "diff"] == 0 and table.loc["dropout", "seeds"] == 2
+    assert table.loc["dropout", "mean"] == np.mean([s["clean"].mean() for s in study.runs["dropout"]])
+    assert study.validation_accuracy(recipe, 1) == plain[1]["val"].mean() and study.trainings == 5
+    with pytest.raises(KeyError, match="run them first"):
+        study.compare(["plain", "never run"])
+
+
 def test_tune_maximises_and_plots():
     import matplotlib
 

@@ -7,7 +7,8 @@ comparisons fair every variant goes through :func:`train_classifier`: the same
 task; one task = a plain classifier), the same :func:`~metalib.methods.transfer.fine_tune` loop and
 schedule, and only the fields of a :class:`Recipe` or the training rows differ. :func:`robustness`
 scores a model on clean and perturbed test texts, :func:`compare` summarises runs over seeds with
-paired differences, and :func:`tune` / :func:`plot_study` wrap an optuna search.
+paired differences, :class:`TechniqueStudy` runs techniques seed by seed and keeps what they get
+right, and :func:`tune` / :func:`plot_study` wrap an optuna search.
 
 Example:
     >>> recipe = Recipe(lr=1e-3, epochs=2)
@@ -42,7 +43,17 @@ if TYPE_CHECKING:
 
     from metalib.train import Trainer
 
-__all__ = ["Recipe", "compare", "correct", "plot_study", "robustness", "train_classifier", "tune", "verdict"]
+__all__ = [
+    "Recipe",
+    "TechniqueStudy",
+    "compare",
+    "correct",
+    "plot_study",
+    "robustness",
+    "train_classifier",
+    "tune",
+    "verdict",
+]
 
 Rows = tuple[Sequence[str], Sequence[int]]
 """``(texts, labels)``, one int label per text"""
@@ -241,6 +252,103 @@ def verdict(
     if high < 0:
         return f"behind {what} by {-diff:.3f} {interval}"
     return f"not distinguishable from {what}: {diff:+.3f} {interval}"
+
+
+@dataclass
+class TechniqueStudy:
+    """Techniques measured against a plain fine-tune, paired by seed.
+
+    Every run trains ``encoder`` with :func:`train_classifier` on the rows of a seed and keeps, per
+    seed, which ``val`` and ``test`` texts it gets right (and which perturbed test texts, when
+    asked); :meth:`compare` turns the runs into means over seeds and paired differences from the
+    first technique named. Cost: one training run per seed and technique (:attr:`trainings`
+    counts them, searches included).
+
+    Example (chapter 2)::
+
+        study = TechniqueStudy("tiny-bert-scratch", rows_of_seed, test, val, seeds=(0, 1, 2))
+        study.run("plain fine-tune", Recipe(), robust=True)
+        study.run("dropout 0.3", Recipe(dropout=0.3))
+        study.compare(["plain fine-tune", "dropout 0.3"])
+    """
+
+    encoder: str
+    """a name for ``load_encoder`` (see :func:`train_classifier`)"""
+    rows: Callable[[int], Rows]
+    """seed -> the plain fine-tune's training rows"""
+    test: Rows
+    val: Rows
+    seeds: Sequence[int]
+    max_length: int = 64
+    perturbations: Mapping[str, Callable[..., str]] = dataclasses.field(default_factory=dict)
+    """test-time perturbations for ``robust`` runs (:func:`robustness`)"""
+    perturb_seed: int = 0
+    load_encoder: Callable[..., tuple[Any, PreTrainedTokenizerBase]] | None = None
+    runs: dict[str, list[dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
+    """technique -> per seed: ``"clean"``, ``"val"`` and each perturbation's correctness ``(N,)``"""
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    """technique -> mean training seconds per run (scoring excluded)"""
+    trainings: int = 0
+    """training runs so far"""
+
+    def train(
+        self, rows: Rows, recipe: Recipe, seed: int, **aux: Any
+    ) -> tuple[Trainer, PreTrainedTokenizerBase]:
+        """One :func:`train_classifier` run on ``rows`` (``aux``: its auxiliary-task arguments)."""
+        self.trainings += 1
+        return train_classifier(
+            self.encoder,
+            rows,
+            recipe,
+            seed=seed,
+            max_length=self.max_length,
+            load_encoder=self.load_encoder,
+            **aux,
+        )
+
+    def validation_accuracy(self, recipe: Recipe, seed: int) -> float:
+        """Accuracy on ``val`` of ``recipe`` trained on seed ``seed``'s rows: a search objective."""
+        trainer, tokenizer = self.train(self.rows(seed), recipe, seed)
+        return float(correct(trainer, tokenizer, self.val, self.max_length).mean())
+
+    def run(
+        self,
+        name: str,
+        recipe: Recipe,
+        rows: Callable[[int], Rows] | None = None,
+        robust: bool = False,
+        **aux: Any,
+    ) -> None:
+        """Train ``recipe`` once per seed, on ``rows(seed)`` (default: the plain rows), and record it
+        as technique ``name``; ``robust`` also scores the perturbed test sets."""
+        import time
+
+        rows = rows or self.rows
+        self.runs[name], seconds = [], 0.0
+        for seed in self.seeds:
+            start = time.perf_counter()
+            trainer, tokenizer = self.train(rows(seed), recipe, seed, **aux)
+            seconds += time.perf_counter() - start
+            perturbations = self.perturbations if robust else {}
+            scores = robustness(
+                trainer,
+                tokenizer,
+                self.test,
+                perturbations,
+                seed=self.perturb_seed,
+                max_length=self.max_length,
+            )
+            scores["val"] = correct(trainer, tokenizer, self.val, self.max_length)
+            self.runs[name].append(scores)
+        self.seconds[name] = seconds / len(self.seeds)
+
+    def compare(self, names: Sequence[str], split: str = "clean") -> pd.DataFrame:
+        """:func:`compare` of techniques ``names`` on ``split`` (``"clean"``, ``"val"`` or a
+        perturbation), paired against the first of them."""
+        missing = [name for name in names if name not in self.runs]
+        if missing:
+            raise KeyError(f"no runs of {missing}: run them first (recorded: {list(self.runs)})")
+        return compare({n: [s[split].mean() for s in self.runs[n]] for n in names}, names[0])
 
 
 def tune(
