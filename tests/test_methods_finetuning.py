@@ -154,6 +154,31 @@ def test_technique_study_pairs_runs_by_seed_and_counts_trainings(encoder_dir):
         study.compare(["plain", "never run"])
 
 
+def test_read_differences_counts_only_intervals_that_exclude_zero():
+    table = ftn.compare(
+        {"plain": [0.70, 0.72, 0.74], "up": [0.73, 0.75, 0.77], "down": [0.6, 0.62, 0.64],
+         "noise": [0.6, 0.7, 0.8]}, "plain",
+    )  # fmt: skip
+    reading = ftn.read_differences(table)
+    assert reading.ahead == ["up"] and reading.behind == ["down"]
+    assert reading.verdicts == [
+        "-", "ahead of the plain fine-tune", "behind the plain fine-tune",
+        "not distinguishable from the plain fine-tune",
+    ]  # fmt: skip
+    assert (
+        reading.sentence.startswith("Ahead of the plain fine-tune") and "behind it: down" in reading.sentence
+    )
+    quiet = ftn.read_differences(table.loc[["plain", "noise"]], what="the baseline")
+    assert quiet.ahead == quiet.behind == [] and "None of the 1 variants" in quiet.sentence
+    assert "largest mean difference is 0.020" in quiet.sentence and "the baseline" in quiet.sentence
+    single = ftn.read_differences(ftn.compare({"plain": [0.7], "up": [0.9]}, "plain"))
+    assert single.ahead == [] and single.sentence.startswith("With one seed")
+    assert single.verdicts[1] == "+0.200 against the plain fine-tune, from one seed (no interval)"
+    ax = ftn.plot_differences(table)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["up", "down", "noise"]
+    assert ax.get_xlabel() == "test accuracy minus the plain fine-tune's"
+
+
 def test_tune_maximises_and_plots():
     import matplotlib
 

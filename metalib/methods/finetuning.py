@@ -8,7 +8,8 @@ task; one task = a plain classifier), the same :func:`~metalib.methods.transfer.
 schedule, and only the fields of a :class:`Recipe` or the training rows differ. :func:`robustness`
 scores a model on clean and perturbed test texts, :func:`compare` summarises runs over seeds with
 paired differences, :class:`TechniqueStudy` runs techniques seed by seed and keeps what they get
-right, and :func:`tune` / :func:`plot_study` wrap an optuna search.
+right, :func:`read_differences` / :func:`plot_differences` read and draw the paired differences,
+and :func:`tune` / :func:`plot_study` wrap an optuna search.
 
 Example:
     >>> recipe = Recipe(lr=1e-3, epochs=2)
@@ -44,11 +45,14 @@ if TYPE_CHECKING:
     from metalib.train import Trainer
 
 __all__ = [
+    "Reading",
     "Recipe",
     "TechniqueStudy",
     "compare",
     "correct",
+    "plot_differences",
     "plot_study",
+    "read_differences",
     "robustness",
     "train_classifier",
     "tune",
@@ -252,6 +256,70 @@ def verdict(
     if high < 0:
         return f"behind {what} by {-diff:.3f} {interval}"
     return f"not distinguishable from {what}: {diff:+.3f} {interval}"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a :func:`compare` table says about each technique against its baseline (the first row)."""
+
+    verdicts: list[str]
+    """per row: ``"-"`` for the baseline, else ahead of / behind / not distinguishable from it"""
+    ahead: list[str]
+    """techniques whose paired interval lies above zero"""
+    behind: list[str]
+    """techniques whose paired interval lies below zero"""
+    sentence: str
+    """all of it in one or two sentences, for the text"""
+
+
+def read_differences(table: pd.DataFrame, what: str = "the plain fine-tune") -> Reading:
+    """Read the paired differences of a :func:`compare` table (its first row is the baseline,
+    ``what``). With one seed there is no interval, and nothing is counted as ahead or behind.
+
+    >>> table = compare({"plain": [0.70, 0.72, 0.74], "new": [0.73, 0.75, 0.77]}, "plain")
+    >>> read_differences(table).verdicts
+    ['-', 'ahead of the plain fine-tune']
+    """
+    rest = table.iloc[1:]
+    seeds = int(table["seeds"].iloc[0])
+    several = seeds > 1
+    ahead = [name for name, row in rest.iterrows() if several and row["diff_low"] > 0]
+    behind = [name for name, row in rest.iterrows() if several and row["diff_high"] < 0]
+    verdicts = ["-"] + [
+        verdict(row["diff"], row["diff_low"], row["diff_high"], what, n=seeds).split(" by")[0].split(":")[0]
+        for _, row in rest.iterrows()
+    ]
+    if not several:
+        sentence = "With one seed no interval can be estimated: each difference above is a single run."
+    elif not ahead and not behind:
+        sentence = (
+            f"None of the {len(rest)} variants is distinguishable from {what} with {seeds} seeds: "
+            "every paired interval includes zero, and the largest mean difference is "
+            f"{rest['diff'].abs().max():.3f}."
+        )
+    else:
+        sentence = (
+            f"Ahead of {what}, with a paired interval that excludes zero: {', '.join(ahead) or 'none'}; "
+            f"behind it: {', '.join(behind) or 'none'}. The other variants are not distinguishable from "
+            f"it with {seeds} seeds."
+        )
+    return Reading(verdicts, ahead, behind, sentence)
+
+
+def plot_differences(table: pd.DataFrame, what: str = "the plain fine-tune", ax=None):
+    """Each technique's paired difference from the baseline (the first row of a :func:`compare`
+    table) with its 95% interval, one line per technique, and zero marked. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    rest = table.iloc[1:]
+    y = np.arange(len(rest))[::-1]
+    errors = [rest["diff"] - rest["diff_low"], rest["diff_high"] - rest["diff"]]
+    ax.errorbar(rest["diff"], y, xerr=errors, fmt="o")
+    ax.axvline(0, color="gray", ls="--")
+    ax.set(yticks=y, yticklabels=list(rest.index), xlabel=f"test accuracy minus {what}'s")
+    return ax
 
 
 @dataclass
