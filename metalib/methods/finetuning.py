@@ -263,7 +263,7 @@ class Reading:
     """What a :func:`compare` table says about each technique against its baseline (the first row)."""
 
     verdicts: list[str]
-    """per row: ``"-"`` for the baseline, else ahead of / behind / not distinguishable from it"""
+    """a short verdict per row, ``"-"`` for the baseline (ahead of, behind or not distinguishable from it)"""
     ahead: list[str]
     """techniques whose paired interval lies above zero"""
     behind: list[str]
@@ -353,7 +353,7 @@ class TechniqueStudy:
     perturb_seed: int = 0
     load_encoder: Callable[..., tuple[Any, PreTrainedTokenizerBase]] | None = None
     runs: dict[str, list[dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
-    """technique -> per seed: ``"clean"``, ``"val"`` and each perturbation's correctness ``(N,)``"""
+    """technique -> a list over seeds of the ``"clean"``, ``"val"`` and perturbed correctness ``(N,)``"""
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     """technique -> mean training seconds per run (scoring excluded)"""
     trainings: int = 0
