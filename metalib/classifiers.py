@@ -179,11 +179,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             self.classes_, y = _check_labels(labels, len(texts))
         else:
             self.classes_, y = own, _encode_labels(labels, len(texts), own)
-        start = time.perf_counter()
+        start, owed = time.perf_counter(), _owed_seconds
         self._reused_seconds_ = 0.0
         self._fit(texts, y)
-        # a part reused from an earlier fit in this process (``_fitted_probe``) counts at its own cost
-        self.fit_seconds_ = time.perf_counter() - start + self._reused_seconds_
+        # a part reused from an earlier fit in this process (``_fitted_probe``) counts at its own
+        # cost, and so do the vectors reused during this fit, nested fits included (_owed_seconds)
+        self.fit_seconds_ = time.perf_counter() - start + self._reused_seconds_ + _owed_seconds - owed
         self.n_fit_labels_ = len(texts)
         return self
 
@@ -192,9 +193,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         in ``predict_seconds_`` (vectors reused from an earlier call counted at their cost)."""
         self._check_fitted()
         texts = check_texts(texts, allow_empty=True)
-        reused, start = getattr(self, "_reused_seconds_", 0.0), time.perf_counter()
+        start, owed = time.perf_counter(), _owed_seconds
         proba = self._predict_proba(texts) if texts else np.zeros((0, len(self.classes_)))
-        self.predict_seconds_ = time.perf_counter() - start + getattr(self, "_reused_seconds_", 0.0) - reused
+        self.predict_seconds_ = time.perf_counter() - start + _owed_seconds - owed
         return proba
 
     def own_classes(self) -> np.ndarray | None:
@@ -317,6 +318,9 @@ _VECTORS: dict[tuple[str, int], dict[str, tuple[np.ndarray, float]]] = {}
 """Texts' vectors from the embedded encoders (:data:`metalib.zoo.ENCODERS`, whose weights never
 change), per (encoder, max_length): text -> (vector, seconds it took to embed)."""
 _VECTORS_LIMIT = 100_000  # texts kept per key; past it the memo starts afresh
+_owed_seconds = 0.0
+"""Seconds of embedding reused from ``_VECTORS`` so far in this process: every ``fit`` and
+``predict_proba`` adds what grew during its call to its own seconds, nested calls included."""
 
 
 def _sentence_vectors(estimator: TextClassifier, texts: Sequence[str]):
@@ -325,8 +329,9 @@ def _sentence_vectors(estimator: TextClassifier, texts: Sequence[str]):
 
     With an embedded encoder a text that an earlier call in this process embedded is not embedded
     again (a learning curve's nested subsets share most of their texts, and every fit predicts the
-    same test set); its share of that embedding's seconds is added to ``estimator._reused_seconds_``,
-    which ``fit_seconds_`` and ``predict_seconds_`` include, so a call costs what it would alone."""
+    same test set); its share of that embedding's seconds is added to ``_owed_seconds``, which
+    ``fit_seconds_`` and ``predict_seconds_`` include, so a call costs what it would alone."""
+    global _owed_seconds
     import torch
 
     from metalib import zoo
@@ -349,8 +354,7 @@ def _sentence_vectors(estimator: TextClassifier, texts: Sequence[str]):
         per_text = (time.perf_counter() - start) / len(missing)
         memo.update((t, (v, per_text)) for t, v in zip(missing, vectors, strict=True))
     # every text at its embedding cost, less what this call spent (the caller's clock counts that)
-    charged = sum(memo[t][1] for t in texts) - sum(memo[t][1] for t in missing)
-    estimator._reused_seconds_ = getattr(estimator, "_reused_seconds_", 0.0) + charged
+    _owed_seconds += sum(memo[t][1] for t in texts) - sum(memo[t][1] for t in missing)
     return torch.from_numpy(np.stack([memo[t][0] for t in texts]))
 
 
@@ -411,7 +415,7 @@ class LinearProbeClassifier(TextClassifier):
     def _fit(self, texts: list[str], y: np.ndarray) -> None:
         from sklearn.linear_model import LogisticRegression
 
-        x = _sentence_vectors(self, texts).numpy()
+        x = self.features(texts)
         self.C_ = _choose_c(x, y, self.cs, self.folds, self.seed)
         self.probe_ = LogisticRegression(C=self.C_, max_iter=2000).fit(x, y)
         self.n_trainable_parameters_ = int(self.probe_.coef_.size + self.probe_.intercept_.size)
@@ -980,10 +984,9 @@ def _teacher_log_probs(
     """A teacher (``teacher``: :func:`params_to_json` of it, with its class) fitted on ``texts`` and
     ``labels``: its log-probabilities for ``transfer`` (N, C), its classes and the seconds both took.
     Kept per process, so students of one teacher (several seeds, temperatures) share one fit."""
-    start = time.perf_counter()
     fitted = estimator_from_json(json.loads(teacher)).fit(list(texts), list(labels))
     log_p = np.log(np.clip(fitted.predict_proba(list(transfer)), 1e-12, None))
-    return log_p, tuple(fitted.classes_.tolist()), time.perf_counter() - start
+    return log_p, tuple(fitted.classes_.tolist()), fitted.fit_seconds_ + fitted.predict_seconds_
 
 
 class DistilledClassifier(TextClassifier):
@@ -1254,12 +1257,7 @@ class HoldoutSearchClassifier(TextClassifier):
         }
 
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
-        start = time.perf_counter()
-        proba = self.best_estimator_.predict_proba(texts)  # its classes are our class indices
-        # the vectors it reused count in this call's predict_seconds_ as in its own
-        charged = self.best_estimator_.predict_seconds_ - (time.perf_counter() - start)
-        self._reused_seconds_ = getattr(self, "_reused_seconds_", 0.0) + max(0.0, charged)
-        return proba
+        return self.best_estimator_.predict_proba(texts)  # its classes are our class indices
 
     def _tensors(self) -> dict[str, Any]:
         return self.best_estimator_._tensors()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -389,8 +390,6 @@ class TechniqueStudy:
     ) -> None:
         """Train ``recipe`` once per seed, on ``rows(seed)`` (default: the plain rows), and record it
         as technique ``name``; ``robust`` also scores the perturbed test sets."""
-        import time
-
         rows = rows or self.rows
         self.runs[name], seconds = [], 0.0
         for seed in self.seeds:

@@ -469,11 +469,13 @@ def compute_study(
 
     import pandas as pd
 
+    from metalib.zoo import count_parameters
+
     rows = []
     for hidden in hidden_sizes:
         sized = dataclasses.replace(recipe, hidden_size=hidden, steps=steps, eval_every=max(1, steps // 4))
         model, history = _pretrain_recipe(sized, tokenizer, train_set, held_out, progress=progress)
-        parameters = sum(p.numel() for p in model.parameters())
+        parameters = count_parameters(model)
         rows += [
             {
                 "hidden": hidden,
