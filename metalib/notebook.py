@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -40,6 +41,18 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     myst_glue(name, value, display=display)
 
 
+def glue_all(values: Mapping[str, Any] | None = None, /, prefix: str = "", **named: Any) -> None:
+    """:func:`glue` every ``name: value`` of ``values`` and of ``named`` (not displayed), as
+    ``prefix + name``.
+
+    Example:
+        >>> glue_all(n_test=998, accuracy=0.8)  # doctest: +SKIP
+        >>> glue_all({"zero": 0.61, "k_max": 8}, prefix="icl_")  # doctest: +SKIP
+    """
+    for name, value in {**(values or {}), **named}.items():
+        glue(prefix + name, value)
+
+
 def glue_estimate(name: str, estimate: Any) -> None:
     """Glue an estimate as three numbers: its mean as ``name``, its interval as ``name_low`` and
     ``name_high``. ``estimate`` is a :class:`metalib.evaluate.Estimate` or a row with ``accuracy``,
@@ -50,6 +63,22 @@ def glue_estimate(name: str, estimate: Any) -> None:
         mean, low, high = estimate["accuracy"], estimate["low"], estimate["high"]
     for suffix, value in (("", mean), ("_low", low), ("_high", high)):
         glue(f"{name}{suffix}", float(value))
+
+
+def glue_paired(prefix: str, row: Any) -> None:
+    """Glue one method's line of a paired comparison, as
+    :meth:`metalib.methods.finetuning.TechniqueStudy.compare` gives it: ``{prefix}_acc``, ``_low``,
+    ``_high`` (its accuracy and interval), ``_diff`` (its mean paired difference from the
+    reference) and ``_verdict`` (that difference in words, by
+    :func:`metalib.methods.finetuning.verdict`)."""
+    from IPython.display import Markdown
+
+    from metalib.methods.finetuning import verdict
+
+    for key, column in (("acc", "mean"), ("low", "low"), ("high", "high"), ("diff", "diff")):
+        glue(f"{prefix}_{key}", float(row[column]))
+    text = verdict(row["diff"], row["diff_low"], row["diff_high"], n=int(row["seeds"]))
+    glue(f"{prefix}_verdict", Markdown(text))
 
 
 class ChapterClock:

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from metalib import notebook
@@ -65,3 +66,38 @@ def test_chapter_clock_defaults_to_torch_threads_capped_at_the_cores(monkeypatch
     monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
     monkeypatch.setattr(notebook.os, "cpu_count", lambda: 2)
     assert "on 2 thread(s)" in clock.report()
+
+
+def test_glue_all_glues_every_value_under_its_prefix_without_display(monkeypatch):
+    import myst_nb
+
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.update({name: (value, display)}))
+    notebook.glue_all({"a": np.float64(0.5)}, prefix="x_", n=3)
+    assert seen == {"x_a": (0.5, False), "x_n": (3, False)} and type(seen["x_a"][0]) is float
+    notebook.glue_all(b=1)
+    assert seen["b"] == (1, False)
+
+
+def test_glue_paired_glues_a_line_and_its_verdict(monkeypatch):
+    import myst_nb
+
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.update({name: value}))
+    row = {
+        "mean": 0.7,
+        "low": 0.65,
+        "high": 0.75,
+        "diff": 0.02,
+        "diff_low": 0.01,
+        "diff_high": 0.03,
+        "seeds": 3,
+    }
+    notebook.glue_paired("fgm", row)
+    assert {k: seen[k] for k in ("fgm_acc", "fgm_low", "fgm_high", "fgm_diff")} == {
+        "fgm_acc": 0.7,
+        "fgm_low": 0.65,
+        "fgm_high": 0.75,
+        "fgm_diff": 0.02,
+    }
+    assert seen["fgm_verdict"].data.startswith("ahead of the plain fine-tune by 0.020")
