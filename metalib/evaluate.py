@@ -45,6 +45,15 @@ class Estimate:
     def __str__(self) -> str:
         return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}] (n={self.n})"
 
+    def plus_minus(self, digits: int = 3) -> str:
+        """``"mean ± half-width"`` of the upper half of the interval, e.g. ``"0.693 ± 0.008"``.
+
+        Example:
+            >>> Estimate(0.5, 0.4, 0.6, 10).plus_minus(2)
+            '0.50 ± 0.10'
+        """
+        return f"{self.mean:.{digits}f} ± {self.high - self.mean:.{digits}f}"
+
 
 def accuracy_estimate(correct: Sequence[bool] | Sequence[int]) -> Estimate:
     """Accuracy of a vector of 0/1 outcomes with a Wilson 95% interval."""

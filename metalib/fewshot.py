@@ -45,6 +45,7 @@ __all__ = [
     "EpisodeBatch",
     "EpisodicConfig",
     "EpisodicHistory",
+    "centroid_accuracies",
     "check_features",
     "episode_accuracies",
     "episode_batch",
@@ -177,6 +178,33 @@ def episode_accuracies(classify: Classifier, batch: EpisodeBatch, chunk_size: in
             )
         out.append((logits.argmax(-1) == part.y_query).float().mean(-1).cpu())  # (E_chunk,)
     return torch.cat(out)
+
+
+def centroid_accuracies(rows, episodes: Sequence[Episode]) -> torch.Tensor:
+    """Query accuracy per episode of the cosine nearest-centroid rule on any row matrix, sparse too.
+
+    Each class centroid is the mean of its support rows, scaled to unit length; a query gets the
+    class of the largest dot product (its cosine when the rows have unit length, as TF-IDF rows do).
+    :func:`episode_accuracies` does the same on dense tensors; this one never densifies a
+    vocabulary-wide matrix.
+
+    Args:
+        rows: ``(R, V)`` numpy array or scipy sparse matrix, one row per sampler row.
+        episodes: from one :class:`~metalib.data.episodes.EpisodeSampler`.
+
+    Shapes:
+        returns ``(E,)`` float, one accuracy per episode.
+    """
+    from sklearn.preprocessing import normalize
+
+    out = []
+    for e in episodes:
+        centroids = np.vstack(
+            [np.asarray(rows[e.support[e.support_targets == j]].mean(0)) for j in range(len(e.classes))]
+        )  # (N, V)
+        predicted = np.asarray(rows[e.query] @ normalize(centroids).T).argmax(1)  # (N*Q,)
+        out.append(float((predicted == e.query_targets).mean()))
+    return torch.tensor(out)
 
 
 def evaluate_episodes(classify: Classifier, batch: EpisodeBatch, chunk_size: int = 200) -> Estimate:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from metalib.data.sine import SineTasks, sine, sine_evaluation_set
+from metalib.data.sine import SineTasks, sine, sine_evaluation_set, sine_regressor
 
 
 def test_shapes_dtype_and_ranges() -> None:
@@ -75,3 +75,15 @@ def test_evaluation_set_is_fixed() -> None:
 def test_errors(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_sine_regressor_is_seeded_and_normalises_on_request() -> None:
+    a, b = sine_regressor(seed=4), sine_regressor(seed=4)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert a(torch.zeros(3, 7, 1)).shape == (3, 7, 1)
+    assert [name for name, _ in a.named_children()] == ["body", "head"]
+    normalised = sine_regressor(normalize=True)
+    assert isinstance(normalised.body[-1], torch.nn.LayerNorm) and not list(normalised.body[-1].parameters())
+    features = normalised.body(torch.linspace(-5, 5, 20).reshape(-1, 1))  # (20, 40)
+    torch.testing.assert_close(features.mean(-1), torch.zeros(20), atol=1e-5, rtol=0)

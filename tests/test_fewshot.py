@@ -11,6 +11,7 @@ from metalib.data.episodes import Episode, EpisodeSampler
 from metalib.evaluate import Estimate
 from metalib.fewshot import (
     EpisodeBatch,
+    centroid_accuracies,
     episode_accuracies,
     episode_batch,
     evaluate_episodes,
@@ -153,3 +154,19 @@ def test_the_episodic_configs_share_one_base_and_keep_their_own_defaults():
         EpisodicConfig(k_shot=0)
     sampler = EpisodicConfig(n_way=2, k_shot=1, n_query=1).sampler([0, 0, 1, 1, 2, 2], classes=[0, 1])
     assert sorted(sampler.classes) == [0, 1]
+
+
+def test_centroid_accuracies_equal_dense_cosine_prototypes_and_accept_sparse_rows() -> None:
+    from scipy import sparse
+
+    from metalib.methods.protonet import nearest_mean
+
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(60, 5)) + 2 * np.eye(6)[LABELS][:, :5]  # (60, 5), classes apart
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    episodes = list(EpisodeSampler(LABELS, n_way=3, k_shot=2, n_query=3, seed=1, n_episodes=20))
+    dense = centroid_accuracies(rows, episodes)
+    assert dense.shape == (20,) and 0 < dense.mean() <= 1
+    torch.testing.assert_close(centroid_accuracies(sparse.csr_matrix(rows), episodes), dense)
+    batch = episode_batch(torch.from_numpy(rows), episodes)
+    torch.testing.assert_close(episode_accuracies(nearest_mean(metric="cosine"), batch), dense)

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from metalib.data.sine import SineBatch, SineTasks, sine_evaluation_set
-from metalib.methods.maml import MAML, MAMLConfig, adapt, adaptation_losses, maml_loss
+from metalib.data.sine import SineBatch, SineTasks, sine_evaluation_set, sine_regressor
+from metalib.methods.maml import MAML, MAMLConfig, adapt, adaptation_losses, maml_loss, meta_train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny ops: 2 threads are slower (see conftest)
 
@@ -248,3 +248,48 @@ def test_argument_errors() -> None:
     for adapted in ("head", ()):
         with pytest.raises(ValueError, match=r"MAMLConfig\.adapted"):
             MAMLConfig(adapted=adapted)
+
+
+def test_meta_train_lowers_the_adapted_loss_and_equals_its_steps_by_hand() -> None:
+    evaluation = sine_evaluation_set(50, k_shot=5, n_query=20, seed=3)
+    maml = MAML(sine_regressor(seed=0), MAMLConfig(inner_lr=0.01, steps=1))
+    before = maml.adaptation_losses(evaluation, F.mse_loss, steps=(1,))[1].mean()
+    run = meta_train(maml, SineTasks(seed=1), F.mse_loss, 60, meta_batch=10, k_shot=5, n_query=5, lr=1e-2)
+    assert len(run.losses) == 60 and run.seconds > 0
+    assert maml.adaptation_losses(evaluation, F.mse_loss, steps=(1,))[1].mean() < before
+
+    by_hand = MAML(sine_regressor(seed=0), MAMLConfig(inner_lr=0.01, steps=1))
+    optimizer = torch.optim.Adam(by_hand.parameters(), lr=1e-2)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 60)
+    stream = SineTasks(seed=1)
+    for _ in range(60):
+        by_hand.meta_train_step(stream.sample_batch(10, 5, 5), F.mse_loss, optimizer)
+        schedule.step()
+    for a, b in zip(maml.parameters(), by_hand.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_meta_train_errors() -> None:
+    maml = MAML(sine_regressor(), MAMLConfig())
+    with pytest.raises(ValueError, match="iterations"):
+        meta_train(maml, SineTasks(seed=0), F.mse_loss, 0)
+    with pytest.raises(ValueError, match="lr"):
+        meta_train(maml, SineTasks(seed=0), F.mse_loss, 1, lr=0.0)
+
+
+def test_the_model_methods_take_another_inner_learning_rate() -> None:
+    maml = MAML(mlp(), MAMLConfig(inner_lr=0.01, steps=1))
+    batch = tasks()
+    own = maml.adaptation_losses(batch, F.mse_loss, steps=(1,))[1]
+    other = maml.adaptation_losses(batch, F.mse_loss, steps=(1,), inner_lr=0.05)[1]
+    by_function = adaptation_losses(maml.model, maml.params(), batch, F.mse_loss, steps=(1,), inner_lr=0.05)[
+        1
+    ]
+    torch.testing.assert_close(other, by_function)
+    assert not torch.equal(own, other)
+    x, y = batch.x_support[0], batch.y_support[0]
+    fast = maml.adapt(x, y, F.mse_loss, steps=2, inner_lr=0.05)
+    expected = adapt(maml.model, maml.params(), x, y, F.mse_loss, steps=2, inner_lr=0.05)
+    for name in expected:
+        torch.testing.assert_close(fast[name], expected[name])
+    assert not torch.equal(fast["0.weight"], maml.adapt(x, y, F.mse_loss, steps=2)["0.weight"])

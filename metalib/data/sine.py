@@ -12,11 +12,13 @@ References:
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
-__all__ = ["SineBatch", "SineTasks", "sine", "sine_evaluation_set"]
+__all__ = ["SineBatch", "SineTasks", "sine", "sine_evaluation_set", "sine_regressor"]
 
 
 @dataclass(frozen=True)
@@ -147,3 +149,21 @@ def sine_evaluation_set(
         x_support, y_support: ``(n_tasks, k_shot, 1)``; x_query, y_query: ``(n_tasks, n_query, 1)``.
     """
     return SineTasks(seed, dtype=dtype, device=device).sample_batch(n_tasks, k_shot, n_query)
+
+
+def sine_regressor(normalize: bool = False, seed: int = 0) -> nn.Sequential:
+    """Finn et al.'s regressor for these tasks: 1-40-40-1 with ReLU, as ``body`` then ``head``.
+
+    Args:
+        normalize: end the body with a LayerNorm without parameters, which fixes the scale of the
+            40 features the head sees (what ANIL on this network needs to adapt stably).
+        seed: ``torch.manual_seed`` before the layers are built, so a seed gives the same weights.
+
+    Shapes:
+        input ``(..., 1)`` -> output ``(..., 1)``.
+    """
+    torch.manual_seed(seed)
+    body = [nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU()]
+    if normalize:
+        body.append(nn.LayerNorm(40, elementwise_affine=False))
+    return nn.Sequential(OrderedDict(body=nn.Sequential(*body), head=nn.Linear(40, 1)))

@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,11 +40,27 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-__all__ = ["MAML", "MAMLConfig", "TaskBatch", "adapt", "adaptation_losses", "maml_loss"]
+__all__ = [
+    "MAML",
+    "MAMLConfig",
+    "MetaTraining",
+    "TaskBatch",
+    "TaskStream",
+    "adapt",
+    "adaptation_losses",
+    "maml_loss",
+    "meta_train",
+]
 
 Params = dict[str, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 InnerLR = float | Mapping[str, torch.Tensor]
+
+
+class TaskStream(Protocol):
+    """An endless source of task batches, e.g. :class:`metalib.data.sine.SineTasks`."""
+
+    def sample_batch(self, meta_batch: int, k_shot: int, n_query: int) -> TaskBatch: ...
 
 
 class TaskBatch(Protocol):
@@ -356,22 +373,80 @@ class MAML(nn.Module):
         return loss.item()
 
     def adapt(
-        self, x_support: torch.Tensor, y_support: torch.Tensor, loss_fn: LossFn, steps: int | None = None
+        self,
+        x_support: torch.Tensor,
+        y_support: torch.Tensor,
+        loss_fn: LossFn,
+        steps: int | None = None,
+        inner_lr: InnerLR | None = None,
     ) -> Params:
-        """:func:`adapt` to one task (``steps`` default ``config.steps``); run the result with
-        ``torch.func.functional_call(maml.model, params, (x,))``."""
+        """:func:`adapt` to one task (``steps`` default ``config.steps``, ``inner_lr`` default
+        :meth:`inner_lr`); run the result with ``torch.func.functional_call(maml.model, params, (x,))``."""
         c = self.config
         steps = c.steps if steps is None else steps
         return adapt(
             self.model, self.params(), x_support, y_support, loss_fn, steps=steps,
-            inner_lr=self.inner_lr(), first_order=c.first_order, adapted=self.adapted_names,
+            inner_lr=self.inner_lr() if inner_lr is None else inner_lr, first_order=c.first_order,
+            adapted=self.adapted_names,
         )  # fmt: skip
 
     def adaptation_losses(
-        self, batch: TaskBatch, loss_fn: LossFn, steps: Sequence[int] = (0, 1, 5, 10)
+        self,
+        batch: TaskBatch,
+        loss_fn: LossFn,
+        steps: Sequence[int] = (0, 1, 5, 10),
+        inner_lr: InnerLR | None = None,
     ) -> dict[int, torch.Tensor]:
-        """:func:`adaptation_losses` with this model's inner learning rate(s) and adapted parameters."""
+        """:func:`adaptation_losses` with this model's adapted parameters and inner learning
+        rate(s) (or ``inner_lr``, e.g. a step size tuned for a baseline)."""
         return adaptation_losses(
-            self.model, self.params(), batch, loss_fn, steps=steps, inner_lr=self.inner_lr(),
-            adapted=self.adapted_names,
+            self.model, self.params(), batch, loss_fn, steps=steps,
+            inner_lr=self.inner_lr() if inner_lr is None else inner_lr, adapted=self.adapted_names,
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MetaTraining:
+    """What :func:`meta_train` did: the meta-loss of every iteration and the wall seconds it took."""
+
+    losses: list[float]
+    seconds: float
+
+
+def meta_train(
+    maml: MAML,
+    tasks: TaskStream,
+    loss_fn: LossFn,
+    iterations: int,
+    *,
+    meta_batch: int = 25,
+    k_shot: int = 10,
+    n_query: int = 10,
+    lr: float = 1e-3,
+    progress: bool = False,
+) -> MetaTraining:
+    """Meta-train ``maml`` in place: ``iterations`` meta-updates on fresh batches from ``tasks``.
+
+    Adam over ``maml.parameters()`` (MetaSGD's learning rates included) at ``lr``, cosine-decayed
+    to zero over the run; each iteration is one :meth:`MAML.meta_train_step` on ``meta_batch``
+    tasks of ``k_shot`` support and ``n_query`` query points. Costs ``iterations`` meta-gradients.
+
+    Raises:
+        ValueError: ``iterations`` < 1 or ``lr`` not positive.
+    """
+    from tqdm.auto import tqdm
+
+    iterations = _check_steps(iterations, "iterations")
+    if iterations < 1:
+        raise ValueError("iterations must be >= 1")
+    _check_lr(lr, "lr")
+    optimizer = torch.optim.Adam(maml.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iterations)
+    losses = []
+    t0 = time.perf_counter()
+    for _ in tqdm(range(iterations), desc="meta-train", disable=not progress):
+        losses.append(
+            maml.meta_train_step(tasks.sample_batch(meta_batch, k_shot, n_query), loss_fn, optimizer)
+        )
+        schedule.step()
+    return MetaTraining(losses, time.perf_counter() - t0)
