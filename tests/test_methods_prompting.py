@@ -197,3 +197,80 @@ def test_in_context_study_draws_seeded_demonstrations_per_k(lm):
     assert row["prompt tokens"] == len(tokenizer(prompt)["input_ids"]) > study.loc[0, "prompt tokens"]
     scored = pr.in_context_study(model, tokenizer, PLAIN, TEXTS, labels, SENTIMENT, pool, (0,), draws=3)
     assert len(scored) == 1 and scored.loc[0, "texts/s"] > 0 and scored.loc[0, "raw"] == study.loc[0, "raw"]
+
+
+def test_template_sweep_is_score_prompts_per_template(lm):
+    model, tokenizer = lm
+    labels = [1, 0, 1]
+    sweep = pr.template_sweep(model, tokenizer, [PLAIN, CHAT], TEXTS, labels, SENTIMENT, batch_size=2)
+    assert list(sweep["template"]) == ["statement", "question"] and list(sweep["format"]) == ["plain", "chat"]
+    for template, (_, row) in zip([PLAIN, CHAT], sweep.iterrows(), strict=True):
+        alone = pr.score_prompts(model, tokenizer, template, TEXTS, SENTIMENT)
+        assert row["raw"].mean == alone.accuracy(labels).mean and row["calibrated"].n == 3
+        assert row["answers positive"] == alone.share(1)
+        assert row["p_cf(positive)"] == pytest.approx(alone.prior[1].item(), abs=1e-6)
+
+
+def test_scoring_speeds_time_three_ways_to_the_same_scores(lm):
+    model, tokenizer = lm
+    prompts = PLAIN.render(tokenizer, TEXTS, SENTIMENT)
+    speeds, difference = pr.scoring_speeds(model, tokenizer, prompts, PLAIN.answers(SENTIMENT), batch_size=2)
+    assert list(speeds) == ["one prompt at a time", "batched", "batched + shared prefix"]
+    assert all(s > 0 for s in speeds.values()) and 0 <= difference < 1e-3
+
+
+def test_generation_study_parses_and_compares_with_scoring(lm):
+    model, tokenizer = lm
+    labels = torch.tensor([1, 0, 1])
+    row, outputs = pr.generation_study(model, tokenizer, CHAT, TEXTS, labels, SENTIMENT, max_new_tokens=4)
+    assert outputs == pr.generate_answers(
+        model, tokenizer, CHAT.render(tokenizer, TEXTS, SENTIMENT), max_new_tokens=4
+    )
+    parsed = pr.parse_answers(outputs, SENTIMENT)
+    assert row["parse failures"] == int((parsed < 0).sum()) and row["failure rate"] == pytest.approx(
+        row["parse failures"] / 3
+    )
+    assert row["accuracy, parsing (failure = wrong)"] == pytest.approx(np.mean(parsed == labels.numpy()))
+    scores = pr.score_labels(
+        model, tokenizer, CHAT.render(tokenizer, TEXTS, SENTIMENT), CHAT.answers(SENTIMENT)
+    )
+    assert row["accuracy, scoring"] == pytest.approx((scores.argmax(1) == labels).float().mean().item())
+    given, _ = pr.generation_study(
+        model, tokenizer, CHAT, TEXTS, labels, SENTIMENT, scores=torch.eye(2)[[0, 0, 0]], max_new_tokens=4
+    )
+    assert given["accuracy, scoring"] == pytest.approx(1 / 3) and row["generation, texts/s"] > 0
+    nothing, _ = pr.generation_study(
+        model, tokenizer, CHAT, TEXTS, labels, pr.Verbalizer((("zzqx",), ("qqzx",))), max_new_tokens=2
+    )
+    assert nothing["failure rate"] == 1.0 and np.isnan(nothing["parsed as positive"])
+
+
+def test_summarize_in_context_reads_the_study_table():
+    import pandas as pd
+
+    study = pd.DataFrame(
+        {
+            "k": [0, 1, 1, 4, 4],
+            "draw": [0, 0, 1, 0, 1],
+            "positive demos": [0, 1, 0, 3, 1],
+            "last demo": [float("nan"), 1, 0, 1, 0],
+            "prompt tokens": [20, 40, 42, 100, 104],
+            "answers positive": [0.6, 0.7, 0.2, 0.8, 0.1],
+            "raw": [0.8, 0.7, 0.6, 0.75, 0.5],
+            "calibrated": [0.8, 0.72, 0.7, 0.76, 0.66],
+            "texts/s": [float("nan"), 10.0, 12.0, 4.0, 6.0],
+        }
+    )
+    summary = pr.summarize_in_context(study)
+    assert summary["zero"] == 0.8 and summary["k_max"] == 4 and summary["kmax_raw"] == pytest.approx(0.625)
+    assert summary["kmax_cal"] == pytest.approx(0.71) and (summary["kmax_min"], summary["kmax_max"]) == (
+        0.5,
+        0.75,
+    )
+    assert summary["best_shot"] == pytest.approx(0.65) and summary["shot_means_range"] == pytest.approx(0.025)
+    assert summary["max_spread"] == pytest.approx(0.25) and summary["tokens_kmax"] == 102
+    assert summary["speed_one"] == 11.0 and summary["speed_kmax"] == 5.0 and summary["tokens_zero"] == 20
+    assert (summary["worst_k"], summary["worst_positive"], summary["worst_raw"]) == (4, 1, 0.5)
+    assert (summary["worst_cal"], summary["worst_answers_positive"]) == (0.66, 0.1)
+    with pytest.raises(ValueError, match="k = 0"):
+        pr.summarize_in_context(study[study["k"] > 0])

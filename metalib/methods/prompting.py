@@ -20,7 +20,11 @@ The pieces, each usable alone:
 - :func:`score_prompts`: all of it for one template, verbalizer and set of demonstrations, as
   :class:`PromptScores` (raw and calibrated predictions and accuracies);
 - :func:`score_answer_sets`: several verbalizers scored from the same forward passes;
-- :func:`in_context_study`: accuracy against the number of demonstrations, over random draws.
+- :func:`template_sweep`: several templates scored on the same texts, raw and calibrated;
+- :func:`scoring_speeds`: what batching and the shared prefix buy, measured;
+- :func:`generation_study`: generating and parsing against scoring, on the same texts;
+- :func:`in_context_study`: accuracy against the number of demonstrations, over random draws, and
+  :func:`summarize_in_context`: the numbers a reader asks of it.
 
 Used by chapter 3 (zero-shot prompts).
 
@@ -66,12 +70,16 @@ __all__ = [
     "calibrate",
     "content_free_prior",
     "generate_answers",
+    "generation_study",
     "in_context_study",
     "parse_answers",
     "sample_demonstrations",
     "score_answer_sets",
     "score_labels",
     "score_prompts",
+    "scoring_speeds",
+    "summarize_in_context",
+    "template_sweep",
 ]
 
 CONTENT_FREE: tuple[str, ...] = ("N/A", "", "[MASK]")
@@ -549,3 +557,170 @@ def in_context_study(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def template_sweep(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    templates: Sequence[PromptTemplate],
+    texts: Sequence[str],
+    labels: Sequence[int] | torch.Tensor,
+    verbalizer: Verbalizer,
+    *,
+    positive: int = 1,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """:func:`score_prompts` of every template on the same ``texts``: one row per template.
+
+    Cost: ``len(templates) * (len(texts) + 3)`` prompts.
+
+    Returns:
+        a ``pandas.DataFrame`` in the order of ``templates``, with columns ``template`` (its name), ``format``
+        (``"chat"`` or ``"plain"``), ``raw`` and ``calibrated`` accuracy as
+        :class:`~metalib.evaluate.Estimate`, ``answers positive`` (share of raw predictions of label
+        ``positive``) and ``p_cf(positive)`` (the content-free prior of that label).
+    """
+    import pandas as pd
+
+    rows = []
+    for template in templates:
+        result = score_prompts(
+            model, tokenizer, template, texts, verbalizer, batch_size=batch_size, progress=progress
+        )
+        rows.append({
+            "template": template.name,
+            "format": "chat" if template.chat else "plain",
+            "raw": result.accuracy(labels),
+            "calibrated": result.accuracy(labels, calibrated=True),
+            "answers positive": result.share(positive),
+            "p_cf(positive)": result.prior[positive].item(),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def scoring_speeds(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    answers: Sequence[Sequence[str]],
+    *,
+    batch_size: int = 16,
+) -> tuple[dict[str, float], float]:
+    """Prompts per second of :func:`score_labels` three ways, measured one after the other.
+
+    The ways are ``"one prompt at a time"``, ``"batched"`` (``batch_size`` prompts per pass) and
+    ``"batched + shared prefix"`` (the common prefix run once). All three compute the same scores.
+
+    Returns:
+        ``(speeds, max_difference)``, prompts per second by way and the largest absolute difference
+        between any way's scores and those of one prompt at a time (float32 rounding: below 1e-3).
+    """
+    ways = {
+        "one prompt at a time": dict(batch_size=1, share_prefix=False),
+        "batched": dict(batch_size=batch_size, share_prefix=False),
+        "batched + shared prefix": dict(batch_size=batch_size, share_prefix=True),
+    }
+    speeds, scores = {}, {}
+    for name, kwargs in ways.items():
+        start = time.perf_counter()
+        scores[name] = score_labels(model, tokenizer, prompts, answers, **kwargs)
+        speeds[name] = len(prompts) / (time.perf_counter() - start)
+    reference = scores["one prompt at a time"]
+    return speeds, max((s - reference).abs().max().item() for s in scores.values())
+
+
+def generation_study(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    template: PromptTemplate,
+    texts: Sequence[str],
+    labels: Sequence[int] | torch.Tensor,
+    verbalizer: Verbalizer,
+    *,
+    scores: torch.Tensor | None = None,
+    positive: int = 1,
+    max_new_tokens: int = 8,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> tuple[dict[str, float], list[str]]:
+    """Generating an answer and parsing it, against scoring the labels, on the same ``texts``.
+
+    Args:
+        scores: ``(N, C)`` raw label scores of these texts in this template, if already computed
+            (else :func:`score_labels` computes them).
+        positive: the label whose share among parsed answers is reported.
+
+    Returns:
+        ``(row, generations)``, where ``row`` holds ``parse failures`` (count), ``failure rate``,
+        ``accuracy, parsing (failure = wrong)``, ``accuracy among parsed`` and ``parsed as positive``
+        (NaN when nothing parsed), ``accuracy, scoring`` (raw argmax of ``scores``) and
+        ``generation, texts/s``; ``generations`` are the N generated strings.
+    """
+    labels = torch.as_tensor(labels)
+    prompts = template.render(tokenizer, texts, verbalizer)
+    start = time.perf_counter()
+    outputs = generate_answers(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
+    )
+    seconds = time.perf_counter() - start
+    parsed = torch.from_numpy(parse_answers(outputs, verbalizer))  # (N,), -1 = no label named
+    if scores is None:
+        scores = score_labels(model, tokenizer, prompts, template.answers(verbalizer), batch_size=batch_size)
+    ok = parsed >= 0
+    among = (lambda t: t.float().mean().item()) if ok.any() else (lambda t: float("nan"))
+    row = {
+        "parse failures": int((~ok).sum()),
+        "failure rate": int((~ok).sum()) / len(outputs),
+        "accuracy, parsing (failure = wrong)": (parsed == labels).float().mean().item(),
+        "accuracy among parsed": among(parsed[ok] == labels[ok]),
+        "parsed as positive": among(parsed[ok] == positive),
+        "accuracy, scoring": (scores.argmax(1) == labels).float().mean().item(),
+        "generation, texts/s": len(prompts) / seconds,
+    }
+    return row, outputs
+
+
+def summarize_in_context(study: pd.DataFrame) -> dict[str, float]:
+    """The numbers a reader asks of an :func:`in_context_study` table, by name.
+
+    Returns:
+        ``zero`` (raw accuracy at k = 0); ``k_max`` (the largest k) and, over its draws, ``kmax_raw``
+        and ``kmax_cal`` (means), ``kmax_min`` and ``kmax_max`` (raw); ``best_shot`` (the best
+        per-k mean raw accuracy of any k > 0) and ``shot_means_range`` (max - min of those means);
+        ``max_spread`` (the widest max - min between the draws of one k); ``tokens_zero`` and
+        ``tokens_kmax`` (prompt tokens); ``speed_one`` and ``speed_kmax`` (texts/s at k = 1 and
+        k_max, NaN where absent); and the worst draw of any k > 0: ``worst_k``,
+        ``worst_positive`` (its positive demonstrations), ``worst_raw``, ``worst_cal``,
+        ``worst_answers_positive``.
+
+    Raises:
+        ValueError: the table has no k = 0 row or no k > 0 row.
+    """
+    zero, shots = study[study["k"] == 0], study[study["k"] > 0]
+    if zero.empty or shots.empty:
+        raise ValueError("the study needs k = 0 and some k > 0: include both in in_context_study's k_shots")
+    k_max = int(shots["k"].max())
+    by_k, top = shots.groupby("k"), shots[shots["k"] == k_max]
+    means, speeds = by_k["raw"].mean(), by_k["texts/s"].mean()
+    worst = shots.loc[shots["raw"].idxmin()]
+    return {
+        "zero": float(zero["raw"].mean()),
+        "k_max": k_max,
+        "kmax_raw": float(top["raw"].mean()),
+        "kmax_cal": float(top["calibrated"].mean()),
+        "kmax_min": float(top["raw"].min()),
+        "kmax_max": float(top["raw"].max()),
+        "best_shot": float(means.max()),
+        "shot_means_range": float(means.max() - means.min()),
+        "max_spread": float((by_k["raw"].max() - by_k["raw"].min()).max()),
+        "tokens_zero": float(zero["prompt tokens"].mean()),
+        "tokens_kmax": float(top["prompt tokens"].mean()),
+        "speed_one": float(speeds.get(1, float("nan"))),
+        "speed_kmax": float(speeds[k_max]),
+        "worst_k": int(worst["k"]),
+        "worst_positive": int(worst["positive demos"]),
+        "worst_raw": float(worst["raw"]),
+        "worst_cal": float(worst["calibrated"]),
+        "worst_answers_positive": float(worst["answers positive"]),
+    }
