@@ -70,6 +70,11 @@ def test_encoded_segments_and_masking(corpus, tokenizer):
     assert 0.77 < as_mask < 0.83 and 0.08 < unchanged < 0.13  # 80% [MASK], 10% kept (+ random hits)
     again = pt.mlm_collator(tokenizer, seed=0)([segments[i] for i in range(3000)])
     assert torch.equal(batch["input_ids"], again["input_ids"])  # seeded: a fixed held-out masking
+    shares = pt.masking_shares(batch, tokenizer)
+    assert 0.12 < shares["chosen"] < 0.18 and shares["replaced by [MASK]"] == pytest.approx(as_mask.item())
+    assert shares["left unchanged"] == pytest.approx(unchanged.item())
+    parts = shares["replaced by [MASK]"] + shares["replaced by a random token"] + shares["left unchanged"]
+    assert parts == pytest.approx(1.0) and 0.07 < shares["replaced by a random token"] < 0.13
 
 
 def test_masked_lm_forward_matches_the_full_model_loss(corpus, tokenizer):

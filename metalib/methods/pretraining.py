@@ -18,7 +18,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -191,6 +191,34 @@ def mlm_collator(tokenizer, mlm_probability: float = 0.15, seed: int = 0):
     from transformers import DataCollatorForLanguageModeling
 
     return DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
+
+
+def masking_shares(batch: Mapping[str, torch.Tensor], tokenizer) -> dict[str, float]:
+    """What a masking collator did to ``batch``, measured: the share of real tokens chosen as
+    targets, and how the chosen ones were changed (BERT's rule: 80 / 10 / 10).
+
+    Real tokens are those under the attention mask other than ``[CLS]`` and ``[SEP]``; a chosen
+    position is one whose label is not -100 (its label is the original token).
+
+    Returns:
+        ``chosen`` (share of real tokens), then the shares of the chosen positions that were
+        ``replaced by [MASK]``, ``replaced by a random token`` and ``left unchanged``.
+    """
+    chosen = batch["labels"] != -100  # (B, T)
+    original = torch.where(chosen, batch["labels"], batch["input_ids"])  # the tokens before masking
+    inputs, targets = batch["input_ids"][chosen], original[chosen]  # (M,)
+    mask = inputs == tokenizer.mask_token_id
+    real = (
+        (batch["attention_mask"] == 1)
+        & (original != tokenizer.cls_token_id)
+        & (original != tokenizer.sep_token_id)
+    )
+    return {
+        "chosen": chosen.sum().item() / real.sum().item(),
+        "replaced by [MASK]": mask.float().mean().item(),
+        "replaced by a random token": (~mask & (inputs != targets)).float().mean().item(),
+        "left unchanged": (inputs == targets).float().mean().item(),
+    }
 
 
 def masked_lm_forward(model, batch) -> StepOutput:
