@@ -54,6 +54,25 @@ class Estimate:
         """
         return f"{self.mean:.{digits}f} ± {self.high - self.mean:.{digits}f}"
 
+    def above(self, other: Estimate) -> bool:
+        """Whether this interval lies wholly above ``other``'s (the two do not overlap).
+
+        Example:
+            >>> Estimate(0.8, 0.75, 0.85, 998).above(Estimate(0.7, 0.65, 0.74, 998))
+            True
+        """
+        return self.low > other.high
+
+    def sign(self) -> int:
+        """For a difference: ``1`` when its interval lies above zero, ``-1`` below, ``0`` when it
+        includes zero (no difference shown).
+
+        Example:
+            >>> Estimate(0.02, 0.01, 0.03, 600).sign(), Estimate(0.02, -0.01, 0.05, 600).sign()
+            (1, 0)
+        """
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
 
 def accuracy_estimate(correct: Sequence[bool] | Sequence[int]) -> Estimate:
     """Accuracy of a vector of 0/1 outcomes with a Wilson 95% interval."""

@@ -53,15 +53,16 @@ def glue_all(values: Mapping[str, Any] | None = None, /, prefix: str = "", **nam
         glue(prefix + name, value)
 
 
-def glue_estimate(name: str, estimate: Any) -> None:
-    """Glue an estimate as three numbers: its mean as ``name``, its interval as ``name_low`` and
-    ``name_high``. ``estimate`` is a :class:`metalib.evaluate.Estimate` or a row with ``accuracy``,
-    ``low`` and ``high`` (a :func:`metalib.compare.run` row, a line of ``compare.summarize``)."""
+def glue_estimate(name: str, estimate: Any, mean_suffix: str = "") -> None:
+    """Glue an estimate as three numbers: its mean as ``name + mean_suffix`` (e.g. ``"_acc"``), its
+    interval as ``name_low`` and ``name_high``. ``estimate`` is a :class:`metalib.evaluate.Estimate`
+    or a row with ``accuracy``, ``low`` and ``high`` (a :func:`metalib.compare.run` row, a line of
+    ``compare.summarize``)."""
     if hasattr(estimate, "mean") and hasattr(estimate, "n"):
         mean, low, high = estimate.mean, estimate.low, estimate.high
     else:
         mean, low, high = estimate["accuracy"], estimate["low"], estimate["high"]
-    for suffix, value in (("", mean), ("_low", low), ("_high", high)):
+    for suffix, value in ((mean_suffix, mean), ("_low", low), ("_high", high)):
         glue(f"{name}{suffix}", float(value))
 
 
@@ -129,3 +130,9 @@ class ChapterClock:
             f"this chapter ran {self.wall:.0f} s wall, {self.cpu:.0f} s CPU on {threads} thread(s), "
             f"load average {load:.1f}"
         )
+
+    def finish(self) -> None:
+        """Print :meth:`report` and glue the run time as ``chapter_minutes`` (wall clock) and
+        ``cpu_minutes``, for the chapter's closing sentence. The last call of a chapter."""
+        print(self.report())  # the budgets per chapter: `make bench` (benchmarks/chapter_times.py)
+        glue_all(chapter_minutes=self.wall / 60, cpu_minutes=self.cpu / 60)

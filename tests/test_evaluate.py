@@ -55,3 +55,12 @@ def test_prediction_accuracy_accepts_arrays_and_checks_lengths():
     assert prediction_accuracy(torch.tensor([1, 0, 1]), np.array([1, 1, 1])).mean == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="2 predictions for 3 labels"):
         prediction_accuracy([1, 0], [1, 0, 1])
+
+
+def test_estimate_comparisons_read_the_intervals():
+    high, low = Estimate(0.8, 0.75, 0.85, 998), Estimate(0.7, 0.65, 0.75, 998)
+    assert not high.above(low), "touching intervals overlap"
+    assert Estimate(0.8, 0.76, 0.85, 998).above(low) and not low.above(high)
+    assert Estimate(0.02, 0.01, 0.03, 9).sign() == 1 and Estimate(-0.02, -0.03, -0.01, 9).sign() == -1
+    assert Estimate(0.02, 0.0, 0.04, 9).sign() == 0, "an interval that reaches zero shows no difference"
+    assert high.plus_minus() == "0.800 ± 0.050"

@@ -36,6 +36,9 @@ def test_glue_estimate_glues_a_mean_and_its_interval(monkeypatch):
     notebook.glue_estimate("kd", Estimate(0.8, 0.75, 0.85, 998))
     notebook.glue_estimate("row", {"accuracy": 0.6, "low": 0.5, "high": 0.7, "n_test": 998})
     assert seen == {"kd": 0.8, "kd_low": 0.75, "kd_high": 0.85, "row": 0.6, "row_low": 0.5, "row_high": 0.7}
+    seen.clear()
+    notebook.glue_estimate("teacher", Estimate(0.8, 0.75, 0.85, 998), mean_suffix="_acc")
+    assert seen == {"teacher_acc": 0.8, "teacher_low": 0.75, "teacher_high": 0.85}
 
 
 class _FakeClocks:
@@ -58,6 +61,19 @@ def test_chapter_clock_reports_and_never_asserts(monkeypatch):
     clocks.wall, clocks.cpu = 5000.0, 20.0  # far over any budget, on a busy machine: still only a report
     assert clock.report(threads=1).startswith("this chapter ran 5000 s wall, 20 s CPU on 1 thread(s)")
     assert not hasattr(clock, "check")
+
+
+def test_chapter_clock_finish_prints_the_report_and_glues_minutes(monkeypatch, capsys):
+    import myst_nb
+
+    clocks = _FakeClocks(monkeypatch)
+    clock = notebook.ChapterClock()
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.update({name: value}))
+    clocks.wall, clocks.cpu = 90.0, 150.0
+    clock.finish()
+    assert seen == {"chapter_minutes": 1.5, "cpu_minutes": 2.5}
+    assert capsys.readouterr().out.startswith("this chapter ran 90 s wall, 150 s CPU")
 
 
 def test_chapter_clock_defaults_to_torch_threads_capped_at_the_cores(monkeypatch):
