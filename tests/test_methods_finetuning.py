@@ -47,9 +47,9 @@ def test_recipe_replace_keeps_the_rest():
     assert base.dropout == 0.1  # frozen: the original is unchanged
 
 
-def test_multitask_classifier_from_embeddings_equals_from_ids(encoder_dir):
+def test_mean_pool_classifier_from_embeddings_equals_from_ids(encoder_dir):
     encoder, tokenizer = zoo.load_encoder(encoder_dir, device="cpu")
-    model = tr.MultiTaskClassifier(encoder, (2, 3), dropout=0.0).eval()
+    model = tr.MeanPoolClassifier(encoder, (2, 3), normalize=False, dropout=0.0).eval()
     batch = tr.pad_collator(tokenizer)([tr.TokenizedTexts(tokenizer, TEXTS[:3])[i] for i in range(3)])
     embeds = model.get_input_embeddings()(batch["input_ids"])  # (B, T, H)
     by_ids = model(**batch)
@@ -62,9 +62,9 @@ def test_multitask_classifier_from_embeddings_equals_from_ids(encoder_dir):
         model(input_ids=batch["input_ids"], inputs_embeds=embeds)
 
 
-def test_fgm_forward_trains_a_multitask_classifier(encoder_dir):
+def test_fgm_forward_trains_a_mean_pool_classifier(encoder_dir):
     encoder, tokenizer = zoo.load_encoder(encoder_dir, device="cpu")
-    model = tr.MultiTaskClassifier(encoder, (2,), dropout=0.0).train()
+    model = tr.MeanPoolClassifier(encoder, (2,), normalize=False, dropout=0.0).train()
     data = tr.TokenizedTexts(tokenizer, TEXTS[:4], LABELS[:4])
     batch = tr.pad_collator(tokenizer)([data[i] for i in range(4)])
     clean = model(**batch).loss

@@ -131,10 +131,11 @@ def test_learning_curve_summary_and_plot():
     assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["fine-tune", "probe"]
 
 
-def _multitask(vocab_size: int, num_labels=(2, 3, 4), **kwargs) -> tr.MultiTaskClassifier:
+def _multitask(vocab_size: int, num_labels=(2, 3, 4), **kwargs) -> tr.MeanPoolClassifier:
     torch.manual_seed(0)
     config = zoo.tiny_bert_config(vocab_size, num_hidden_layers=1, hidden_dropout_prob=0.0)
-    return tr.MultiTaskClassifier(BertModel(config, add_pooling_layer=False), num_labels, **kwargs)
+    encoder = BertModel(config, add_pooling_layer=False)
+    return tr.MeanPoolClassifier(encoder, num_labels, normalize=False, **kwargs)
 
 
 def _batch(tokenizer, tasks, labels):
@@ -166,6 +167,19 @@ def test_multitask_loss_is_each_rows_own_task_cross_entropy(tokenizer):
     plain = {k: v for k, v in batch.items() if k != "task"}
     plain["labels"] = torch.tensor([1, 0, 1, 1, 0, 1])
     torch.testing.assert_close(model(**plain).loss, F.cross_entropy(model(**plain).logits, plain["labels"]))
+
+
+def test_one_task_loss_has_the_gradients_of_the_multitask_loss(tokenizer):
+    batch = _batch(tokenizer, tasks=[0] * 6, labels=[1, 0, 1, 1, 0, 1])
+    grads = []
+    for num_labels in ((2,), (2, 3)):  # the plain mean cross-entropy, then the per-row weighted mean
+        model = _multitask(len(tokenizer), num_labels=num_labels).eval()  # eval: no dropout
+        out = model(**batch)
+        assert (out.task_logits is None) == (num_labels == (2,))
+        out.loss.backward()
+        grads.append([p.grad for p in model.encoder.parameters()] + [model.head.weight.grad])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    assert len(_multitask(len(tokenizer), num_labels=(2,)).heads) == 1
 
 
 def test_multitask_gradient_reaches_only_the_heads_in_the_batch(tokenizer):

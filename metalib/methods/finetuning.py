@@ -3,7 +3,7 @@
 Chapter 2 compares a plain fine-tune with a tuned recipe (optuna), stronger regularisation (weight
 decay, dropout), data augmentation, adversarial training (FGM) and multi-task training. To keep the
 comparisons fair every variant goes through :func:`train_classifier`: the same
-:class:`~metalib.methods.transfer.MultiTaskClassifier` (mean-pooled encoder, one linear head per
+:class:`~metalib.methods.transfer.MeanPoolClassifier` (mean-pooled encoder, one linear head per
 task; one task = a plain classifier), the same :func:`~metalib.methods.transfer.fine_tune` loop and
 schedule, and only the fields of a :class:`Recipe` or the training rows differ. :func:`robustness`
 scores a model on clean and perturbed test texts, :func:`compare` summarises runs over seeds with
@@ -105,7 +105,7 @@ def train_classifier(
     ``encoder`` is a name for ``load_encoder`` (default :func:`metalib.zoo.load_encoder`; pass
     :func:`metalib.recipes.load_encoder` for the models the book builds, e.g. ``"tiny-bert-scratch"``).
 
-    The model is a :class:`~metalib.methods.transfer.MultiTaskClassifier` with heads
+    The model is a :class:`~metalib.methods.transfer.MeanPoolClassifier` (not normalised) with heads
     ``(num_labels,)``, or ``(num_labels, aux_num_labels)`` when auxiliary rows ``aux`` are given
     (then main and auxiliary rows are shuffled together into every batch). The encoder is seeded
     with ``seed`` before it is loaded (so ``"tiny-bert-scratch"`` gets one init per seed), trained for
@@ -118,7 +118,7 @@ def train_classifier(
     """
     from metalib import runtime, zoo
     from metalib.adversarial import fgm_forward
-    from metalib.methods.transfer import MultiTaskClassifier, fine_tune, steps_for
+    from metalib.methods.transfer import MeanPoolClassifier, fine_tune, steps_for
     from metalib.train import TrainConfig
 
     texts, labels = list(train[0]), list(train[1])
@@ -132,7 +132,7 @@ def train_classifier(
     p = recipe.dropout
     load_encoder = load_encoder or zoo.load_encoder
     encoder_model, tokenizer = load_encoder(encoder, hidden_dropout_prob=p, attention_probs_dropout_prob=p)
-    model = MultiTaskClassifier(encoder_model, heads, dropout=p)
+    model = MeanPoolClassifier(encoder_model, heads, normalize=False, dropout=p)
     config = TrainConfig(
         max_steps=steps_for(len(texts), recipe.batch_size, recipe.epochs),
         lr=recipe.lr,

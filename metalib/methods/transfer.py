@@ -4,8 +4,8 @@ The pieces of the transfer-learning chapter, each usable alone with :class:`meta
 :class:`TokenizedTexts` and :func:`pad_collator` feed a classifier with dynamically padded batches;
 :func:`stratified_subset` draws the training sets of a learning curve, :func:`learning_curve`,
 :func:`summarize_curve` and :func:`plot_learning_curves` run, summarise and draw it across seeds;
-:class:`MeanPoolClassifier` fine-tunes the probe's own model (probe-initialised: LP-FT), and
-:class:`MultiTaskClassifier` shares one encoder between a main task and auxiliary tasks.
+:class:`MeanPoolClassifier` fine-tunes the probe's own model (probe-initialised: LP-FT), with one
+head, or shares the encoder between a main task and auxiliary tasks, one head each.
 
 Example:
     >>> from metalib import zoo                                                  # doctest: +SKIP
@@ -45,11 +45,10 @@ __all__ = [
     "linear_probe",
     "steps_for",
     "MeanPoolClassifier",
-    "MultiTaskClassifier",
     "fine_tune",
     "predict_logits",
     "predict_text_logits",
-    "MultiTaskOutput",
+    "MeanPoolOutput",
     "TokenizedTexts",
     "learning_curve",
     "length_quantile",
@@ -67,7 +66,7 @@ class TokenizedTexts(Dataset):
 
     Items: ``input_ids`` and ``attention_mask`` (lists of ints), ``token_type_ids`` if the tokenizer
     returns them, ``labels`` (int) if ``labels`` is given, ``task`` (int) if ``tasks`` is given (for
-    :class:`MultiTaskClassifier`; combine tasks with ``torch.utils.data.ConcatDataset``).
+    a multi-task :class:`MeanPoolClassifier`; combine tasks with ``torch.utils.data.ConcatDataset``).
 
     Args:
         tokenizer: a Hugging Face tokenizer.
@@ -177,7 +176,7 @@ def fine_tune(
     ``config``. ``group_by_length`` batches texts of similar length (see
     :class:`metalib.train.ResumableSampler`): MiniLM fine-tunes at 37 instead of 24 snippets/s on
     2 CPU cores. ``tasks`` (one task index per training row, or None) goes into the batches as
-    ``task``, for :class:`MultiTaskClassifier`; ``val`` is then the main task's (task 0).
+    ``task``, for a multi-task :class:`MeanPoolClassifier`; ``val`` is then the main task's (task 0).
     Returns the trainer (``trainer.history``, ``trainer.unwrapped_model``).
     """
     collate = pad_collator(tokenizer)
@@ -398,33 +397,71 @@ def _pooled_encoding(
     return mean_pool(hidden, attention_mask)
 
 
-class MeanPoolClassifier(torch.nn.Module):
-    """An encoder, mean-pooled and (optionally) scaled to unit length, then one linear head.
+@dataclass
+class MeanPoolOutput(SequenceClassifierOutput):
+    """:class:`MeanPoolClassifier`'s output: ``loss``, ``logits`` (B, num_labels[0]) of the main task,
+    and, for a model of several tasks, ``task_logits`` (B, max(num_labels)): each row's own head, padded."""
 
-    This is exactly the linear probe's model — :func:`metalib.embeddings.embed_texts` features and a
-    linear layer — with the encoder's weights trainable too. :meth:`init_head_from_probe` copies a
-    fitted probe into the head, so fine-tuning starts where the probe ended: LP-FT (Kumar et al. 2022,
-    "Fine-tuning can distort pretrained features"). A random head sends large, random gradients into
-    the encoder during the first steps; a probe-initialised one does not.
+    task_logits: torch.Tensor | None = None
+
+
+class MeanPoolClassifier(torch.nn.Module):
+    """An encoder, mean-pooled and (optionally) scaled to unit length, then one linear head per task.
+
+    With one task this is exactly the linear probe's model — :func:`metalib.embeddings.embed_texts`
+    features and a linear layer — with the encoder's weights trainable too.
+    :meth:`init_head_from_probe` copies a fitted probe into the head, so fine-tuning starts where the
+    probe ended: LP-FT (Kumar et al. 2022, "Fine-tuning can distort pretrained features"). A random
+    head sends large, random gradients into the encoder during the first steps; a probe-initialised
+    one does not.
+
+    Several tasks share the encoder (hard parameter sharing): ``num_labels=(2, 5)`` adds an auxiliary
+    head of 5 classes, and training rows name their task in a ``task`` field. Task 0 is the main task:
+    ``logits`` are its head's (:attr:`head`), for every row, so evaluation, ``Trainer.predict`` and
+    accuracy work as for a single-task model; rows of other tasks only change the encoder and their
+    own head (in :attr:`aux_heads`). Heads have different numbers of classes: ``task_logits`` puts
+    each row's own head output in a ``(B, max(num_labels))`` tensor whose extra columns hold the most
+    negative float, so their softmax probability is exactly 0 and one cross-entropy call serves every
+    task.
 
     Args:
-        encoder: a bare transformers encoder returning ``last_hidden_state`` (B, T, H).
-        num_labels: classes C.
+        encoder: a bare transformers encoder (e.g. ``zoo.load_encoder(name)`` with
+            ``num_labels=None``) returning ``last_hidden_state`` (B, T, H).
+        num_labels: classes C of the one task, or classes per task, main task first.
         normalize: scale the pooled vector to unit length (as sentence-transformers models and
             :func:`metalib.embeddings.embed_texts` do).
-        dropout: on the pooled vector, before the head.
+        dropout: on the pooled vector, before the heads.
+        task_weights: loss weight per task (default 1.0 each).
     """
 
     def __init__(
-        self, encoder: PreTrainedModel, num_labels: int = 2, normalize: bool = True, dropout: float = 0.0
+        self,
+        encoder: PreTrainedModel,
+        num_labels: int | Sequence[int] = 2,
+        normalize: bool = True,
+        dropout: float = 0.0,
+        task_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        if num_labels < 2:
-            raise ValueError(f"num_labels must be >= 2, got {num_labels}")
+        sizes = (num_labels,) if isinstance(num_labels, int) else tuple(int(k) for k in num_labels)
+        if not sizes or min(sizes) < 2:
+            raise ValueError(f"num_labels must give every task >= 2 classes, got {num_labels}")
+        weights = [1.0] * len(sizes) if task_weights is None else list(task_weights)
+        if len(weights) != len(sizes):
+            raise ValueError(f"{len(sizes)} tasks but {len(weights)} task_weights")
         self.encoder = encoder
+        self.num_labels = sizes
         self.normalize = normalize
+        hidden = encoder.config.hidden_size
         self.dropout = torch.nn.Dropout(dropout)
-        self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+        self.head = torch.nn.Linear(hidden, sizes[0])
+        self.aux_heads = torch.nn.ModuleList(torch.nn.Linear(hidden, k) for k in sizes[1:])
+        self.register_buffer("task_weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
+
+    @property
+    def heads(self) -> tuple[torch.nn.Linear, ...]:
+        """Every task's head, main task first: ``(head, *aux_heads)``."""
+        return (self.head, *self.aux_heads)
 
     def get_input_embeddings(self) -> torch.nn.Module:
         """The encoder's word embeddings."""
@@ -432,7 +469,8 @@ class MeanPoolClassifier(torch.nn.Module):
 
     @torch.no_grad()
     def init_head_from_probe(self, probe: Any) -> MeanPoolClassifier:
-        """Copy a fitted scikit-learn linear classifier (``coef_`` (1 or C, H), ``intercept_``) into the head.
+        """Copy a fitted scikit-learn linear classifier (``coef_`` (1 or C, H), ``intercept_``) into the
+        main head.
 
         A binary probe has one weight row ``w`` (class 1 against class 0); the head gets rows ``0`` and
         ``w``, which give the same softmax probabilities. Returns ``self``.
@@ -452,106 +490,43 @@ class MeanPoolClassifier(torch.nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> SequenceClassifierOutput:
-        """Shapes: ``input_ids``, ``attention_mask``, ``token_type_ids`` (B, T); ``labels`` (B,).
-        Returns ``logits`` (B, C) and, given labels, the mean cross-entropy as ``loss``."""
-        pooled = _pooled_encoding(self.encoder, input_ids, attention_mask, token_type_ids)  # (B, H)
-        if self.normalize:
-            pooled = F.normalize(pooled, dim=-1)
-        logits = self.head(self.dropout(pooled))  # (B, C)
-        loss = None if labels is None else F.cross_entropy(logits.float(), labels)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
-@dataclass
-class MultiTaskOutput(SequenceClassifierOutput):
-    """:class:`MultiTaskClassifier`'s output: ``loss``, ``logits`` (B, num_labels[0]) of the main task,
-    and ``task_logits`` (B, max(num_labels)): each row's own head, padded."""
-
-    task_logits: torch.Tensor | None = None
-
-
-class MultiTaskClassifier(torch.nn.Module):
-    """One shared encoder, mean-pooled, and one linear head per task (hard parameter sharing).
-
-    Task 0 is the main task: ``logits`` are its head's, for every row, so evaluation,
-    ``Trainer.predict`` and accuracy work as for a single-task model. Training rows of other tasks
-    (``task`` field) only change the encoder and their own head.
-
-    Heads have different numbers of classes; ``task_logits`` (see :meth:`forward`) puts each row's own
-    head output in a ``(B, max(num_labels))`` tensor whose extra columns hold the most negative float:
-    their softmax probability is exactly 0, so cross-entropy and arg-max over a padded row equal those
-    over the row's own classes, and one cross-entropy call serves every task.
-
-    Args:
-        encoder: a bare transformers encoder (e.g. ``BertModel``, or ``zoo.load_encoder(name)`` with
-            ``num_labels=None``) returning ``last_hidden_state`` (B, T, H).
-        num_labels: classes per task, main task first.
-        dropout: on the pooled vector, before the heads.
-        task_weights: loss weight per task (default 1.0 each).
-    """
-
-    def __init__(
-        self,
-        encoder: PreTrainedModel,
-        num_labels: Sequence[int],
-        dropout: float = 0.1,
-        task_weights: Sequence[float] | None = None,
-    ) -> None:
-        super().__init__()
-        if not num_labels or min(num_labels) < 1:
-            raise ValueError(f"num_labels must list at least one task of >= 1 class, got {num_labels}")
-        weights = [1.0] * len(num_labels) if task_weights is None else list(task_weights)
-        if len(weights) != len(num_labels):
-            raise ValueError(f"{len(num_labels)} tasks but {len(weights)} task_weights")
-        self.encoder = encoder
-        self.num_labels = tuple(int(k) for k in num_labels)
-        hidden = encoder.config.hidden_size
-        self.dropout = torch.nn.Dropout(dropout)
-        self.heads = torch.nn.ModuleList(torch.nn.Linear(hidden, k) for k in self.num_labels)
-        self.register_buffer("task_weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
-
-    def get_input_embeddings(self) -> torch.nn.Module:
-        """The encoder's word embeddings."""
-        return self.encoder.get_input_embeddings()
-
-    def forward(
-        self,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
-        task: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        task: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-    ) -> MultiTaskOutput:
+    ) -> MeanPoolOutput:
         """Shapes: ``input_ids``, ``attention_mask``, ``token_type_ids`` (B, T); ``task``, ``labels``
         (B,) int, each label in its row's task (``task=None``: every row is task 0). Instead of
         ``input_ids``, ``inputs_embeds`` (B, T, H) may give the word embeddings (as
         :func:`metalib.adversarial.fgm_forward` does); ``attention_mask=None`` means no padding.
 
         Returns:
-            :class:`MultiTaskOutput` (a ``SequenceClassifierOutput``) with ``logits``
-            (B, num_labels[0]) from the main head; ``loss`` (if ``labels``) = mean over rows of
-            ``task_weights[task_i]`` times row ``i``'s cross-entropy under its own task's head; and
-            ``task_logits`` (B, max(num_labels)), each row's own head, padded (see the class docstring).
+            A :class:`MeanPoolOutput` with ``logits`` (B, num_labels[0]) from the main head and, given
+            ``labels``, ``loss``. With one task the loss is the mean cross-entropy (times the task's
+            weight); with several it is the mean over rows of ``task_weights[task_i]`` times row
+            ``i``'s cross-entropy under its own task's head (both give the same gradients when every
+            row is task 0), and ``task_logits`` (B, max(num_labels)) holds each row's own head, padded.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
         reference = input_ids if input_ids is not None else inputs_embeds
         if attention_mask is None:
             attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
-        pooled = self.dropout(
-            _pooled_encoding(self.encoder, input_ids, attention_mask, token_type_ids, inputs_embeds)
-        )  # (B, H)
+        pooled = _pooled_encoding(self.encoder, input_ids, attention_mask, token_type_ids, inputs_embeds)
+        if self.normalize:
+            pooled = F.normalize(pooled, dim=-1)
+        pooled = self.dropout(pooled)  # (B, H)
+        last = len(self.num_labels) - 1
+        if task is not None and task.numel() and (task.min() < 0 or task.max() > last):
+            raise ValueError(f"task ids must be in 0..{last}, got {task.unique().tolist()}")
+        logits = self.head(pooled)  # (B, C0)
+        if not self.aux_heads:
+            loss = None if labels is None else F.cross_entropy(logits.float(), labels) * self.task_weights[0]
+            return MeanPoolOutput(loss=loss, logits=logits)
         if task is None:
             task = torch.zeros(len(pooled), dtype=torch.long, device=pooled.device)
-        if task.numel() and (task.min() < 0 or task.max() >= len(self.heads)):
-            raise ValueError(f"task ids must be in 0..{len(self.heads) - 1}, got {task.unique().tolist()}")
-        logits = self.heads[0](pooled)  # (B, C0)
         task_logits = logits.new_full((len(pooled), max(self.num_labels)), torch.finfo(logits.dtype).min)
         for t, head in enumerate(self.heads):
             rows = task == t
@@ -565,4 +540,4 @@ class MultiTaskClassifier(torch.nn.Module):
                 raise ValueError("a label is outside its task's classes (num_labels per task)")
             per_row = F.cross_entropy(task_logits.float(), labels, reduction="none")  # (B,)
             loss = (self.task_weights[task] * per_row).mean()
-        return MultiTaskOutput(loss=loss, logits=logits, task_logits=task_logits)
+        return MeanPoolOutput(loss=loss, logits=logits, task_logits=task_logits)
