@@ -417,9 +417,9 @@ class MeanPoolClassifier(torch.nn.Module):
 
     Several tasks share the encoder (hard parameter sharing): ``num_labels=(2, 5)`` adds an auxiliary
     head of 5 classes, and training rows name their task in a ``task`` field. Task 0 is the main task:
-    ``logits`` are its head's (:attr:`head`), for every row, so evaluation, ``Trainer.predict`` and
+    ``logits`` are its head's (``head``), for every row, so evaluation, ``Trainer.predict`` and
     accuracy work as for a single-task model; rows of other tasks only change the encoder and their
-    own head (in :attr:`aux_heads`). Heads have different numbers of classes: ``task_logits`` puts
+    own head (in ``aux_heads``). Heads have different numbers of classes: ``task_logits`` puts
     each row's own head output in a ``(B, max(num_labels))`` tensor whose extra columns hold the most
     negative float, so their softmax probability is exactly 0 and one cross-entropy call serves every
     task.
@@ -460,7 +460,7 @@ class MeanPoolClassifier(torch.nn.Module):
 
     @property
     def heads(self) -> tuple[torch.nn.Linear, ...]:
-        """Every task's head, main task first: ``(head, *aux_heads)``."""
+        """The heads of all tasks, ``(head, *aux_heads)``, main task first."""
         return (self.head, *self.aux_heads)
 
     def get_input_embeddings(self) -> torch.nn.Module:
