@@ -29,7 +29,7 @@ lint:
 	$(VENV)/bin/ruff format --check metalib tests tools benchmarks
 
 unit:  ## unit tests of metalib and the examples in its docstrings, with coverage
-	$(PY) -m pytest tests metalib --doctest-modules --cov=metalib --cov-report=term --cov-fail-under=85 -p no:cacheprovider
+	$(PY) -m pytest tests metalib --doctest-modules --cov=metalib --cov-report=term --cov-fail-under=95 -p no:cacheprovider
 
 # `make test` runs the notebooks twice in the quick profile, from one metalib cache: empty under
 # nbmake (every cached model is built), full in the strict book build (every one is loaded);
