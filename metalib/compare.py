@@ -223,11 +223,25 @@ def _refit_row(best: TextClassifier, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stored_bytes(estimator: TextClassifier) -> int:
-    """Bytes ``save`` writes of the fit: the tensors and the fitted state as JSON."""
+    """Bytes ``save`` writes of the fit: the tensors and the fitted state as JSON, without the
+    measured times in it (``*seconds*`` fields: their number of digits varies from run to run)."""
     with tempfile.TemporaryDirectory() as tmp:
         stored = estimator.save(Path(tmp) / "estimator")
-        state = json.loads((stored / "estimator.json").read_text())["state"]
+        state = _without_times(json.loads((stored / "estimator.json").read_text())["state"])
         return (stored / "weights.safetensors").stat().st_size + len(json.dumps(state).encode())
+
+
+def _without_times(value: Any) -> Any:
+    """``value`` (parsed JSON) without the dictionary fields whose name contains ``seconds``.
+
+    >>> _without_times({"steps": 8, "seconds_per_step": 0.123, "runs": [{"teacher_seconds": 2.0}]})
+    {'steps': 8, 'runs': [{}]}
+    """
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if "seconds" not in k}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
 
 
 def _fit_and_score(

@@ -121,6 +121,15 @@ def test_grid_summary_and_plots(small, cache):
     assert "at 64 labels" in ax.get_ylabel()
 
 
+def test_stored_bytes_leave_the_measured_times_out(small):
+    sizes = set()
+    for seconds in (0.5, 0.123456789012345):  # a time's digits vary from run to run
+        estimator = clf.MajorityClassifier().fit(small.train.texts, small.train.labels)
+        estimator._json_state = lambda s=seconds: {"steps": 3, "seconds_per_step": s}
+        sizes.add(compare._stored_bytes(estimator))
+    assert len(sizes) == 1
+
+
 def test_a_searchs_refit_is_also_cached_as_the_chosen_estimators_own_row(small, cache):
     probe = clf.LinearProbeClassifier(folds=2, max_length=16)
     search = clf.HoldoutSearchClassifier(probe, "cs", ((0.01,), (10.0,)))
