@@ -3,15 +3,16 @@
 The budgets are for a reader's machine that the chapter has to itself: 2 CPU cores for ``quick``
 and ``full``, one modern GPU for ``gpu``. No notebook or test asserts a run time (a slower or
 busier machine must still build the book); this script is where the budgets are checked. It exits
-with status 1 when a chapter failed or went over its budget.
+with status 1 when a chapter failed or went over its budget, or the whole book over its own.
 
     .venv/bin/python benchmarks/chapter_times.py [--profile quick|full|gpu] [--only NAME ...] [--save DIR]
 
 The profile defaults to ``METALIB_PROFILE``, else ``quick`` (about ten minutes for the whole book;
-``full`` takes about an hour). Chapters run one after the other, never two at once, with the
-metalib cache as it is: the first run after a change also pays for the cached models it builds
-(say which you measured). CPU seconds include every thread of the kernel; compare them with
-``wall × cores`` to see whether the machine was shared.
+``full`` about 40 minutes from an empty cache). Chapters run one after the other, never two at
+once, with the metalib cache as it is: the first run after a change also pays for the cached models
+it builds (say which you measured). With more than one chapter, a last line gives the total
+(against ``BOOK_BUDGETS`` when every chapter ran). CPU seconds include every thread of the kernel;
+compare them with ``wall × cores`` to see whether the machine was shared.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ BUDGETS = {  # seconds of wall-clock time per chapter, per profile
     },
     "gpu": dict.fromkeys(CHAPTERS, 300),
 }
+BOOK_BUDGETS = {"quick": 600, "full": 35 * 60}  # every chapter together (other profiles: the chapters' sum)
 EXECUTE = """
 import sys, nbformat, nbclient
 path, timeout, cwd, save = sys.argv[1:5]
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         f"profile {args.profile}, {os.cpu_count()} cores, cache {os.environ.get('METALIB_CACHE', 'default')}"
     )
     print(f"{'chapter':<18}{'wall s':>8}{'CPU s':>8}{'budget s':>10}  verdict")
-    bad = 0
+    bad, total_wall, total_cpu = 0, 0.0, 0.0
     for name in names:
         save = None
         if args.save:
@@ -107,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         verdict = f"FAILED: {error}" if error else "over budget" if wall > budget else "within budget"
         bad += bool(error) or wall > budget
         print(f"{name:<18}{wall:>8.0f}{cpu:>8.0f}{budget:>10.0f}  {verdict}", flush=True)
+        total_wall, total_cpu = total_wall + wall, total_cpu + cpu
+    if len(names) > 1:  # the book's own budget holds for every chapter together
+        budget = sum(budgets[name] for name in names)
+        if set(names) == set(budgets):
+            budget = BOOK_BUDGETS.get(args.profile, budget)
+        verdict = "over budget" if total_wall > budget else "within budget"
+        bad += total_wall > budget
+        print(f"{'total':<18}{total_wall:>8.0f}{total_cpu:>8.0f}{budget:>10.0f}  {verdict}")
     return 1 if bad else 0
 
 
