@@ -13,6 +13,8 @@ rebuilds the estimator and gives bit-identical predictions. No pickle.
 - :class:`FineTuneClassifier`: LP-FT, the probe's own model (mean-pooled encoder and linear head,
   the head set to the fitted probe) with every weight trained, or only an adapter: LoRA, IA3,
   prompt tuning or BitFit (``adapter=``), always with the trained head.
+- :class:`SetFitClassifier`: SetFit, the encoder tuned contrastively on pairs of labelled texts, then
+  a logistic regression on its vectors (the ``setfit`` package).
 - :class:`PrototypeClassifier`: few-shot, the nearest class mean of the encoder's vectors, raw or
   through chapter 6's meta-trained ProtoNet head; ``fit`` is the support set.
 - :class:`LabelDescriptionClassifier`: zero-shot, the class whose description is nearest.
@@ -44,6 +46,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
@@ -65,6 +68,7 @@ __all__ = [
     "PROTOTYPE_HEADS",
     "PromptClassifier",
     "PrototypeClassifier",
+    "SetFitClassifier",
     "DistilledClassifier",
     "TextClassifier",
     "check_texts",
@@ -609,6 +613,169 @@ class FineTuneClassifier(TextClassifier):
 
         model.load_state_dict(tensors, strict=False)
         self.model_ = model.to(runtime.get_device()).eval()
+        self.details_ = state["details"]
+
+
+@contextlib.contextmanager
+def _quiet_setfit():
+    """setfit's info lines and the progress bars of datasets and transformers off, restored after."""
+    import logging
+
+    from datasets.utils import logging as datasets_logging
+    from transformers.utils import logging as transformers_logging
+
+    logger, level = logging.getLogger("setfit"), logging.getLogger("setfit").level
+    bars = datasets_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()
+    logger.setLevel(logging.WARNING)
+    datasets_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if bars[0]:
+            datasets_logging.enable_progress_bar()
+        if bars[1]:
+            transformers_logging.enable_progress_bar()
+
+
+class SetFitClassifier(TextClassifier):
+    """SetFit: contrastive fine-tuning of a sentence encoder on pairs of labelled texts, then a probe.
+
+    Stage 1 trains every weight of the encoder so that the cosine similarity of a pair's two
+    mean-pooled vectors approaches 1 when the texts share a class and 0 when they do not
+    (``CosineSimilarityLoss``, a squared error); the pairs are drawn from the training labels,
+    at most ``max_pairs`` of them (``epochs`` passes, fewer when the cap is reached). Stage 2 fits
+    a logistic regression on the tuned encoder's vectors. This wraps the ``setfit`` package
+    (Tunstall et al. 2022) with a metric callable, so nothing is downloaded; nothing is held out
+    and the recipe is fixed in advance.
+
+    Args:
+        encoder: a sentence-transformers directory or a name for
+            :func:`metalib.recipes.encoder_source` (e.g. ``"minilm-l6"``).
+        max_pairs: cap on the text pairs stage 1 trains on (its steps: ``max_pairs / batch_size``).
+        epochs: passes over the pairs.
+        batch_size: pairs per step.
+        lr: the encoder's peak learning rate (AdamW, linear schedule, 10% warm-up).
+        max_length: tokens kept per text.
+        seed: pair sampling, batch order and initialisation.
+
+    After ``fit``, :meth:`fit_details` gives the pairs and steps trained and the seconds per step.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "minilm-l6",
+        max_pairs: int = 640,
+        epochs: int = 1,
+        batch_size: int = 16,
+        lr: float = 2e-5,
+        max_length: int = 64,
+        seed: int = 0,
+    ) -> None:
+        self.encoder = encoder
+        self.max_pairs = max_pairs
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.max_length = max_length
+        self.seed = seed
+
+    def _build(self):
+        """The untrained model: setfit's ``SetFitModel`` (the encoder, a logistic-regression head)."""
+        from sentence_transformers import SentenceTransformer
+        from setfit import SetFitModel
+        from sklearn.linear_model import LogisticRegression
+
+        from metalib import recipes, runtime, zoo
+
+        try:
+            body = SentenceTransformer(recipes.encoder_source(self.encoder), device=str(runtime.get_device()))
+        except OSError as err:
+            known = ", ".join((*zoo.ENCODERS, *recipes.BUILT_ENCODERS))
+            raise ValueError(
+                f"unknown encoder {self.encoder!r}: use one of {known} or a sentence-transformers directory"
+            ) from err
+        body.max_seq_length = self.max_length
+        return SetFitModel(model_body=body, model_head=LogisticRegression())
+
+    def _fit(self, texts: list[str], y: np.ndarray) -> None:
+        import math
+        import tempfile
+
+        from datasets import Dataset
+        from setfit import Trainer, TrainingArguments
+        from transformers import PrinterCallback
+
+        from metalib import runtime
+
+        runtime.seed_everything(self.seed)
+        with tempfile.TemporaryDirectory() as tmp, _quiet_setfit():
+            self.model_ = self._build()
+            args = TrainingArguments(
+                output_dir=tmp,
+                batch_size=self.batch_size,
+                num_epochs=self.epochs,
+                max_steps=math.ceil(self.max_pairs / self.batch_size),
+                body_learning_rate=self.lr,
+                max_length=self.max_length,
+                seed=self.seed,
+                show_progress_bar=False,
+                report_to="none",
+                logging_strategy="no",
+                logging_first_step=False,
+                save_strategy="no",
+            )
+            trainer = Trainer(
+                model=self.model_,
+                args=args,
+                train_dataset=Dataset.from_dict({"text": texts, "label": y.tolist()}),
+                metric=lambda predicted, labels: {"accuracy": float(np.mean(predicted == labels))},
+            )
+            trainer.st_trainer.args.disable_tqdm = True
+            trainer.st_trainer.args.dataloader_pin_memory = False
+            for callback in list(trainer.st_trainer.callback_handler.callbacks):  # no bars or log lines
+                name = type(callback).__name__
+                if isinstance(callback, PrinterCallback) or name.endswith("ProgressCallback"):
+                    trainer.st_trainer.remove_callback(callback)
+            start = time.perf_counter()
+            trainer.train()
+            seconds = time.perf_counter() - start
+        steps = int(trainer.st_trainer.state.global_step)
+        head = self.model_.model_head
+        body_parameters = sum(p.numel() for p in self.model_.model_body.parameters())
+        self.n_trainable_parameters_ = int(body_parameters + head.coef_.size + head.intercept_.size)
+        pairs = len(trainer.st_trainer.train_dataset)  # setfit draws at most max_steps * batch_size
+        self.details_ = {"pairs": pairs, "steps": steps, "seconds_per_step": seconds / steps}
+
+    def fit_details(self) -> dict[str, Any]:
+        """``pairs`` (drawn from the labels), ``steps`` (of the encoder), ``seconds_per_step`` (the
+        whole fit, both stages, over the encoder's steps)."""
+        self._check_fitted()
+        return dict(self.details_)
+
+    def _json_state(self) -> dict[str, Any]:
+        return {"details": self.details_}
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model_.encode(texts, batch_size=32, show_progress_bar=False)  # (N, H) float32
+        return self.model_.model_head.predict_proba(np.asarray(vectors, dtype=np.float64))
+
+    def _tensors(self) -> dict[str, Any]:
+        import torch
+
+        head = self.model_.model_head
+        body = {f"body.{name}": p for name, p in self.model_.model_body.state_dict().items()}
+        return body | {"coef": torch.as_tensor(head.coef_), "intercept": torch.as_tensor(head.intercept_)}
+
+    def _restore(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        with _quiet_setfit():
+            self.model_ = self._build()
+        body = {name.removeprefix("body."): t for name, t in tensors.items() if name.startswith("body.")}
+        self.model_.model_body.load_state_dict(body)
+        head = self.model_.model_head
+        head.coef_, head.intercept_ = tensors["coef"].numpy(), tensors["intercept"].numpy()
+        head.classes_ = np.arange(len(self.classes_))
         self.details_ = state["details"]
 
 

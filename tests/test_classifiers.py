@@ -25,6 +25,7 @@ ESTIMATORS = {
     "ia3": clf.FineTuneClassifier(adapter="ia3", lr=1e-2, **TRAIN),
     "prompt tuning": clf.FineTuneClassifier(adapter="prompt", lr=1e-2, virtual_tokens=4, **TRAIN),
     "bitfit": clf.FineTuneClassifier(adapter="bitfit", lr=1e-3, **TRAIN),
+    "setfit": clf.SetFitClassifier(max_pairs=16, batch_size=8, **TINY),
     "prototypes": clf.PrototypeClassifier(**TINY),
     "protonet": clf.PrototypeClassifier(head="protonet-wordnet", **TINY),
     "descriptions": clf.LabelDescriptionClassifier(classes=("rotten", "fresh"), **TINY),
@@ -90,6 +91,11 @@ def quick_profile():
 def fitted(rows):
     texts, labels, _ = rows
     return {name: clone(estimator).fit(texts, labels) for name, estimator in ESTIMATORS.items()}
+
+
+def test_the_matrix_covers_every_estimator_of_the_module():
+    covered = {type(estimator) for estimator in ESTIMATORS.values()}
+    assert covered == set(clf._subclasses(clf.TextClassifier)), "add the new estimator to ESTIMATORS"
 
 
 @pytest.mark.parametrize("name", ESTIMATORS)
@@ -265,6 +271,25 @@ def test_fine_tuning_reports_its_steps_and_training_state(fitted):
     assert full["training_state_bytes"] > 3.9 * 4 * fitted["full"].n_trainable_parameters_
     assert lora["training_state_bytes"] < full["training_state_bytes"] / 3
     assert clf.MajorityClassifier().fit(["a", "b"], [0, 1]).fit_details() == {}
+
+
+def test_setfit_trains_on_capped_pairs_and_pulls_a_class_together(rows, capsys):
+    texts, labels, _ = rows
+    setfit = clf.SetFitClassifier(max_pairs=48, batch_size=8, lr=1e-4, **TINY).fit(texts, labels)
+    assert setfit.fit_details()["steps"] == 6 and setfit.fit_details()["pairs"] <= 48
+    assert capsys.readouterr().out == "", "a fit prints nothing (no progress bars, no log lines)"
+    same = np.equal.outer(np.array(labels), np.array(labels))
+    off_diagonal = ~np.eye(len(labels), dtype=bool)
+
+    def gap(encode):  # mean cosine similarity within a class less the mean across classes
+        vectors = np.asarray(encode(texts))
+        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        cos = vectors @ vectors.T
+        return cos[same & off_diagonal].mean() - cos[~same].mean()
+
+    untrained = clf.SetFitClassifier(**TINY)._build()
+    assert gap(setfit.model_.encode) > gap(untrained.encode) + 0.02, "pairs of a class move closer"
+    assert setfit.n_trainable_parameters_ > 2e7  # every weight of MiniLM, and the head
 
 
 def test_the_search_chooses_on_held_out_labels_and_refits_on_all(fitted, rows):
