@@ -53,9 +53,11 @@ __all__ = [
     "Splits",
     "budgets",
     "data_fingerprint",
+    "decide",
     "estimate",
     "grid",
     "paired_difference",
+    "pareto_front",
     "plot_cost",
     "plot_draws",
     "plot_estimates",
@@ -316,12 +318,13 @@ def grid(
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Per method and budget size: mean test accuracy over draws with a Student-t 95% interval
-    (one draw: its Wilson interval), and the mean of every cost column and of every numeric
-    ``details`` entry (e.g. ``seconds_per_step``; missing for methods that do not report it).
+    (one draw: its Wilson interval), the lowest and highest draw, and the mean of every cost column
+    and of every numeric ``details`` entry (e.g. ``seconds_per_step``; missing for methods that do
+    not report it).
 
     Returns:
-        Indexed by (``method``, ``labels_used``); columns ``accuracy``, ``low``, ``high``,
-        ``draws``, ``fit_seconds``, ``predict_ms_per_text``, ``trainable_parameters``,
+        Indexed by (``method``, ``labels_used``); columns ``accuracy``, ``low``, ``high``, ``min``,
+        ``max``, ``draws``, ``fit_seconds``, ``predict_ms_per_text``, ``trainable_parameters``,
         ``bytes_per_task``, then the details.
     """
     import pandas as pd
@@ -342,6 +345,8 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
             "accuracy": mean,
             "low": low,
             "high": high,
+            "min": float(group["accuracy"].min()),
+            "max": float(group["accuracy"].max()),
             "draws": len(group),
             **costs,
             **numbers.to_dict(),
@@ -349,6 +354,66 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     summary = pd.DataFrame.from_dict(out, orient="index")
     summary.index = summary.index.set_names(["method", "labels_used"])
     return summary
+
+
+def pareto_front(points: pd.DataFrame, cost: str, accuracy: str = "accuracy") -> pd.Series:
+    """Which points no other point beats on both axes: ``True`` where no other point has a ``cost``
+    at most this one's and a higher ``accuracy``, or a lower cost and at least its accuracy (a
+    point without a cost is never on the front). A boolean Series on ``points``' index.
+
+    >>> import pandas as pd
+    >>> points = pd.DataFrame({"ms": [1.0, 2.0, 3.0, 2.0], "accuracy": [0.7, 0.8, 0.75, 0.8]})
+    >>> pareto_front(points, "ms").tolist()
+    [True, True, False, True]
+    """
+    import pandas as pd
+
+    c, a = points[cost].to_numpy(float), points[accuracy].to_numpy(float)
+    better = (c[None, :] <= c[:, None]) & (a[None, :] > a[:, None])  # [i, j]: j beats i
+    better |= (c[None, :] < c[:, None]) & (a[None, :] >= a[:, None])
+    return pd.Series(~better.any(axis=1) & ~np.isnan(c), index=points.index, name="pareto")
+
+
+def decide(
+    summary: pd.DataFrame,
+    labels: Sequence[int],
+    max_costs: Sequence[float],
+    cost: str = "predict_ms_per_text",
+) -> pd.DataFrame:
+    """The method to use with ``labels`` labelled examples and at most ``max_costs`` of ``cost``.
+
+    ``summary`` is :func:`summarize`'s. With ``n`` labels a method may use its point at the largest
+    budget it was measured at that is at most ``n`` (zero-shot methods: 0); among those points whose
+    ``cost`` is within the limit, the one with the highest mean accuracy is chosen. ``separated``
+    says whether its 95% interval lies above the runner-up's (else the two are not distinguishable,
+    and the cheaper one is as good a choice).
+
+    Returns:
+        One row per (``labels``, ``max_cost``): ``method``, ``labels_used``, ``accuracy``, ``low``,
+        ``high``, ``cost``, ``runner_up``, ``runner_up_accuracy``, ``separated``; ``method`` is
+        missing (NaN) where no method fits the limit.
+    """
+    import pandas as pd
+
+    flat = summary.reset_index()
+    rows = []
+    for n in labels:
+        usable = flat[flat["labels_used"] <= n].sort_values("labels_used").groupby("method").tail(1)
+        for limit in max_costs:
+            fits = usable[usable[cost] <= limit].sort_values("accuracy", ascending=False)
+            row = {"labels": n, "max_cost": limit, "method": None, "separated": False}
+            if len(fits):
+                best = fits.iloc[0]
+                row |= {k: best[k] for k in ("method", "labels_used", "accuracy", "low", "high")}
+                row["cost"] = best[cost]
+            if len(fits) > 1:
+                second = fits.iloc[1]
+                row |= {"runner_up": second["method"], "runner_up_accuracy": second["accuracy"]}
+                row["separated"] = bool(fits.iloc[0]["low"] > second["high"])
+            rows.append(row)
+    columns = ["labels", "max_cost", "method", "labels_used", "accuracy", "low", "high", "cost"]
+    columns += ["runner_up", "runner_up_accuracy", "separated"]
+    return pd.DataFrame(rows).reindex(columns=columns).set_index(["labels", "max_cost"])
 
 
 def plot_learning_curves(frame: pd.DataFrame, ax=None, baseline: float | None = None):

@@ -110,6 +110,10 @@ def test_grid_summary_and_plots(small, cache):
     means = compare.summarize(with_details)["seconds_per_step"]  # numeric details are averaged too
     assert means[("majority", 16)] == 1.0 and means[("probe", 64)] == 13.0
     assert "peak_cuda_bytes" not in compare.summarize(with_details)  # no number in it
+    assert (
+        summary.loc[("probe", 64), "min"] == frame.loc[frame["method"] == "probe"].iloc[2:]["accuracy"].min()
+    )
+    assert (summary["min"] <= summary["accuracy"]).all() and (summary["accuracy"] <= summary["max"]).all()
     single = compare.summarize(frame[frame["seed"] == 0])  # one draw: its Wilson interval
     assert single.loc[("majority", 16), "low"] == frame.iloc[0]["low"]
     point = compare.estimate(summary.loc[("probe", 64)])  # a summary line: n is its draws
@@ -119,6 +123,38 @@ def test_grid_summary_and_plots(small, cache):
     assert compare.plot_learning_curves(frame, baseline=0.6).get_xscale() == "log"
     ax = compare.plot_cost(frame, cost="predict_ms_per_text")
     assert "at 64 labels" in ax.get_ylabel()
+
+
+def test_the_pareto_front_keeps_the_points_nothing_beats():
+    import pandas as pd
+
+    points = pd.DataFrame(
+        {"ms": [1.0, 2.0, 3.0, 2.0, float("nan"), 0.5], "accuracy": [0.7, 0.8, 0.75, 0.8, 0.9, 0.6]},
+        index=list("abcdef"),
+    )
+    front = compare.pareto_front(points, "ms")
+    assert front[front].index.tolist() == ["a", "b", "d", "f"]  # c: b is faster and better; e: no cost
+
+
+def test_decide_picks_the_best_method_within_labels_and_latency():
+    import pandas as pd
+
+    rows = [  # method, labels_used, accuracy, low, high, ms per text
+        ("zero-shot", 0, 0.70, 0.67, 0.73, 50.0),
+        ("probe", 16, 0.65, 0.60, 0.70, 1.0),
+        ("probe", 256, 0.74, 0.72, 0.76, 1.0),
+        ("fine-tune", 256, 0.80, 0.78, 0.82, 5.0),
+    ]
+    summary = pd.DataFrame(rows, columns=["method", "labels_used", "accuracy", "low", "high", "ms"])
+    table = compare.decide(summary.set_index(["method", "labels_used"]), [16, 1000], [0.5, 2.0, 100.0], "ms")
+    assert pd.isna(table.loc[(16, 0.5), "method"])  # nothing is that fast
+    assert table.loc[(16, 2.0), "method"] == "probe" and table.loc[(16, 2.0), "labels_used"] == 16
+    best = table.loc[(16, 100.0)]  # 16 labels: the zero-shot method's point beats the probe's
+    assert (best["method"], best["runner_up"], best["separated"]) == ("zero-shot", "probe", False)
+    best = table.loc[(1000, 100.0)]  # the largest budget within 1,000 labels: 256
+    assert (best["method"], best["labels_used"], best["runner_up"]) == ("fine-tune", 256, "probe")
+    assert best["separated"] and best["cost"] == 5.0
+    assert table.loc[(1000, 2.0), "accuracy"] == 0.74
 
 
 def test_stored_bytes_leave_the_measured_times_out(small):
