@@ -4,6 +4,8 @@
   movie-disjoint splits.
 - :mod:`metalib.data.wordnet` — WordNet 3.0 glosses labelled with 45 supersenses, fixed class splits.
 - :mod:`metalib.data.episodes` — N-way K-shot episodes over any labelled rows.
+- :mod:`metalib.data.icl_tasks` — text tasks with answer words, for learning in context (MetaICL):
+  training tasks and test tasks that share no class and no text.
 - :mod:`metalib.data.sine` — the sinusoid regression tasks of Finn et al. 2017 (imports torch).
 
 ``import metalib.data`` imports none of them; each name below loads its module on first use.
@@ -18,6 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from metalib.data.episodes import Episode, EpisodeSampler
+    from metalib.data.icl_tasks import (
+        TextTask,
+        check_disjoint,
+        episode_prompt,
+        meta_icl_tasks,
+        sample_episode,
+    )
     from metalib.data.sentiment import (
         SentimentRows,
         SentimentSplits,
@@ -39,6 +48,11 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "Episode": "episodes",
     "EpisodeSampler": "episodes",
+    "TextTask": "icl_tasks",
+    "check_disjoint": "icl_tasks",
+    "episode_prompt": "icl_tasks",
+    "meta_icl_tasks": "icl_tasks",
+    "sample_episode": "icl_tasks",
     "SentimentRows": "sentiment",
     "SentimentSplits": "sentiment",
     "corpus_path": "sentiment",
@@ -65,19 +79,24 @@ __all__ = [
     "SineBatch",
     "SineTasks",
     "SupersenseData",
+    "TextTask",
+    "check_disjoint",
     "class_splits",
     "corpus_path",
     "find_wordnet_dir",
+    "episode_prompt",
     "leakage_report",
+    "meta_icl_tasks",
     "pooled_rows",
     "rotten_tomatoes",
     "rotten_tomatoes_subjectivity",
+    "sample_episode",
     "sine_evaluation_set",
     "wordnet_supersenses",
 ]
 
 
-_SUBMODULES = ("episodes", "sentiment", "sine", "wordnet")
+_SUBMODULES = ("episodes", "icl_tasks", "sentiment", "sine", "wordnet")
 
 
 def __getattr__(name: str) -> Any:
