@@ -87,3 +87,14 @@ def test_an_episode_is_k_demonstrations_then_the_query(pool):
     assert zero_shot == f"Input: {task.texts[query]}\nOutput:"
     with pytest.raises(ValueError, match="k=128"):
         data.sample_episode(task, len(task), np.random.default_rng(0))
+
+
+def test_episode_prompts_take_the_tasks_in_turn(pool):
+    tasks = pool["train"][:3]
+    episodes = data.episode_prompts(tasks, k=2, n_episodes=7, seed=0)
+    assert len(episodes) == 7 and episodes.tasks == (0, 1, 2, 0, 1, 2, 0)
+    for prompt, answer, t in zip(episodes.prompts, episodes.answers, episodes.tasks, strict=True):
+        assert prompt.count("Input: ") == 3 and answer.strip() in tasks[t].answers
+    assert data.episode_prompts(tasks, k=2, n_episodes=7, seed=0) == episodes
+    bare = data.episode_prompts(tasks, k=0, n_episodes=3, seed=0)  # multi-task: the query alone
+    assert all(p.count("Input: ") == 1 for p in bare.prompts)

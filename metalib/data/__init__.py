@@ -48,9 +48,11 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "Episode": "episodes",
     "EpisodeSampler": "episodes",
+    "EpisodePrompts": "icl_tasks",
     "TextTask": "icl_tasks",
     "check_disjoint": "icl_tasks",
     "episode_prompt": "icl_tasks",
+    "episode_prompts": "icl_tasks",
     "meta_icl_tasks": "icl_tasks",
     "sample_episode": "icl_tasks",
     "SentimentRows": "sentiment",
@@ -73,6 +75,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "LEXNAMES",
     "Episode",
+    "EpisodePrompts",
     "EpisodeSampler",
     "SentimentRows",
     "SentimentSplits",
@@ -85,6 +88,7 @@ __all__ = [
     "corpus_path",
     "find_wordnet_dir",
     "episode_prompt",
+    "episode_prompts",
     "leakage_report",
     "meta_icl_tasks",
     "pooled_rows",

@@ -217,3 +217,31 @@ def episode_prompt(task: TextTask, demonstrations: Sequence[int], query: int) ->
     blocks = [f"Input: {task.texts[i]}\nOutput: {task.answers[task.labels[i]]}" for i in demonstrations]
     blocks.append(f"Input: {task.texts[query]}\nOutput:")
     return "\n\n".join(blocks), " " + task.answers[task.labels[query]]
+
+
+@dataclass(frozen=True)
+class EpisodePrompts:
+    """Episodes as text: ``prompts[i]`` (its demonstrations, then its query) should continue with
+    ``answers[i]``; ``tasks[i]`` is the index of its task, whose answers are the options."""
+
+    prompts: tuple[str, ...]
+    answers: tuple[str, ...]
+    tasks: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+
+def episode_prompts(tasks: Sequence[TextTask], k: int, n_episodes: int, seed: int) -> EpisodePrompts:
+    """``n_episodes`` episodes of ``k`` demonstrations, taking the tasks in turn (episode ``i`` is of
+    task ``i % len(tasks)``), each with its own draw of rows from one ``seed``-ed generator. With
+    ``k = 0`` a prompt is the query alone: multi-task training without demonstrations."""
+    rng = np.random.default_rng(seed)
+    prompts, answers, which = [], [], []
+    for i in range(n_episodes):
+        task = tasks[i % len(tasks)]
+        prompt, answer = episode_prompt(task, *sample_episode(task, k, rng))
+        prompts.append(prompt)
+        answers.append(answer)
+        which.append(i % len(tasks))
+    return EpisodePrompts(tuple(prompts), tuple(answers), tuple(which))
