@@ -314,7 +314,7 @@ class Trainer:
         forward: ``(model, batch) -> StepOutput``; default :func:`default_forward`.
         metrics: name → ``fn(logits, labels) -> float`` computed on the whole evaluation set;
             default ``{"accuracy": accuracy}`` when labels are integers.
-        optimizer: default AdamW on the trainable parameters (no decay on biases and norms).
+        optimizer: default AdamW (fused) on the trainable parameters (no decay on biases and norms).
 
     Attributes:
         device: where the model and batches live (``config.device`` or the best available; under
@@ -367,7 +367,10 @@ class Trainer:
             {"params": [p for p in params if p.ndim >= 2], "weight_decay": self.config.weight_decay},
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
         ]
-        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.config.lr)
+        # fused: one kernel updates every tensor (transformers' Trainer's default too); with MiniLM's
+        # 22.7 M weights a step takes 10 ms instead of 63 ms on 2 CPU cores (benchmarks/finetune_engines.py)
+        fused = all(p.device.type in ("cpu", "cuda", "mps") for p in params)
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.config.lr, fused=fused or None)
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_loader: DataLoader, val_loader: DataLoader | None = None) -> History:
