@@ -8,7 +8,7 @@ with status 1 when a chapter failed or went over its budget, or the whole book o
     .venv/bin/python benchmarks/chapter_times.py [--profile quick|full|gpu] [--only NAME ...] [--save DIR]
 
 The profile defaults to ``METALIB_PROFILE``, else ``quick`` (about ten minutes for the whole book;
-``full`` about 40 minutes from an empty cache). Chapters run one after the other, never two at
+``full`` about 35 minutes from an empty cache). Chapters run one after the other, never two at
 once, with the metalib cache as it is: the first run after a change also pays for the cached models
 it builds (say which you measured). With more than one chapter, a last line gives the total
 (against ``BOOK_BUDGETS`` when every chapter ran). CPU seconds include every thread of the kernel;
