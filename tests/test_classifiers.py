@@ -95,7 +95,8 @@ def fitted(rows):
 
 def test_the_matrix_covers_every_estimator_of_the_module():
     covered = {type(estimator) for estimator in ESTIMATORS.values()}
-    assert covered == set(clf._subclasses(clf.TextClassifier)), "add the new estimator to ESTIMATORS"
+    defined = {c for c in clf._subclasses(clf.TextClassifier) if c.__module__ == clf.__name__}  # not tests'
+    assert covered == defined, "add the new estimator to ESTIMATORS"
 
 
 @pytest.mark.parametrize("name", ESTIMATORS)
