@@ -307,15 +307,20 @@ class MajorityClassifier(TextClassifier):
 
 def _load_encoder(name: str, **kwargs: Any):
     """:func:`metalib.recipes.load_encoder`, with an unknown name reported as a ``ValueError``."""
-    from metalib import recipes, zoo
+    from metalib import recipes
 
     try:
         return recipes.load_encoder(name, **kwargs)
     except OSError as err:
-        known = ", ".join((*zoo.ENCODERS, *recipes.BUILT_ENCODERS))
-        raise ValueError(
-            f"unknown encoder {name!r}: use one of {known}, a local model directory, or (online) a hub name"
-        ) from err
+        raise _unknown_encoder(name, "a local model directory, or (online) a hub name") from err
+
+
+def _unknown_encoder(name: str, or_else: str) -> ValueError:
+    """The error for an encoder name that loads from nowhere: the known names, then ``or_else``."""
+    from metalib import recipes, zoo
+
+    known = ", ".join((*zoo.ENCODERS, *recipes.BUILT_ENCODERS))
+    return ValueError(f"unknown encoder {name!r}: use one of {known}, {or_else}")
 
 
 _VECTORS: dict[tuple[str, int], dict[str, tuple[np.ndarray, float]]] = {}
@@ -687,15 +692,12 @@ class SetFitClassifier(TextClassifier):
         from setfit import SetFitModel
         from sklearn.linear_model import LogisticRegression
 
-        from metalib import recipes, runtime, zoo
+        from metalib import recipes, runtime
 
         try:
             body = SentenceTransformer(recipes.encoder_source(self.encoder), device=str(runtime.get_device()))
         except OSError as err:
-            known = ", ".join((*zoo.ENCODERS, *recipes.BUILT_ENCODERS))
-            raise ValueError(
-                f"unknown encoder {self.encoder!r}: use one of {known} or a sentence-transformers directory"
-            ) from err
+            raise _unknown_encoder(self.encoder, "or a sentence-transformers directory") from err
         body.max_seq_length = self.max_length
         return SetFitModel(model_body=body, model_head=LogisticRegression())
 

@@ -87,14 +87,17 @@ def _answer_words(classes: Sequence[str]) -> tuple[str, ...]:
     )
 
 
-def _balanced(
-    name: str, rows: dict[str, list[str]], answers: Sequence[str], per_class: int, rng, max_words: int
-) -> TextTask:
+def _usable(texts: Sequence[str], exclude: frozenset[str], max_words: int) -> list[str]:
+    """``texts`` cut to ``max_words`` words, without those in ``exclude`` (cut texts of test tasks)."""
+    return [t for t in (_cut(text, max_words) for text in texts) if t not in exclude]
+
+
+def _balanced(name: str, rows: dict[str, list[str]], answers: Sequence[str], per_class: int, rng) -> TextTask:
     """A task of at most ``per_class`` texts of every class of ``rows`` (class identity → texts)."""
     texts, labels = [], []
     for label, pool in enumerate(rows.values()):
         picked = rng.choice(len(pool), size=min(per_class, len(pool)), replace=False)
-        texts += [_cut(pool[i], max_words) for i in sorted(picked)]
+        texts += [pool[i] for i in sorted(picked)]
         labels += [label] * len(picked)
     return TextTask(name, tuple(texts), tuple(labels), tuple(answers), tuple(rows))
 
@@ -115,15 +118,12 @@ def supersense_tasks(
     if not 2 <= ways <= len(classes):
         raise ValueError(f"ways={ways}: choose 2 to {len(classes)} (the classes given)")
     rng = np.random.default_rng(seed)
-    by_class = {c: [data.glosses[i] for i in data.indices([c])] for c in classes}
-    by_class = {
-        c: [g for g in glosses if _cut(g, max_words) not in exclude] for c, glosses in by_class.items()
-    }
+    by_class = {c: _usable([data.glosses[i] for i in data.indices([c])], exclude, max_words) for c in classes}
     tasks = []
     for t in range(n_tasks):
         group = sorted(rng.choice(sorted(classes), size=ways, replace=False).tolist())
         rows = {c: by_class[c] for c in group}
-        tasks.append(_balanced(f"supersense {t}", rows, _answer_words(group), per_class, rng, max_words))
+        tasks.append(_balanced(f"supersense {t}", rows, _answer_words(group), per_class, rng))
     return tasks
 
 
@@ -158,10 +158,11 @@ def meta_icl_tasks(
     reviews = {"rt.rotten": [], "rt.fresh": []}
     for text, label in zip(sentiment.texts, sentiment.labels, strict=True):
         reviews[("rt.rotten", "rt.fresh")[label]].append(text)
+    reviews = {name: _usable(texts, frozenset(), max_words) for name, texts in reviews.items()}
     test = supersense_tasks(
         data, split["test"], ways, n_test_groups, per_class, seed + 1, max_words=max_words
     )
-    test.append(_balanced("movie sentiment", reviews, ("rotten", "fresh"), per_class, rng, max_words))
+    test.append(_balanced("movie sentiment", reviews, ("rotten", "fresh"), per_class, rng))
     seen = frozenset(text for task in test for text in task.texts)
 
     train = supersense_tasks(
@@ -170,19 +171,16 @@ def meta_icl_tasks(
     train_classes = set(split["train"])
     by_pos: dict[str, list[str]] = {"pos.noun": [], "pos.verb": []}
     for gloss, label in zip(data.glosses, data.labels, strict=True):
-        if (
-            label in train_classes
-            and label.split(".")[0] in ("noun", "verb")
-            and _cut(gloss, max_words) not in seen
-        ):
+        if label in train_classes and label.split(".")[0] in ("noun", "verb"):
             by_pos[f"pos.{label.split('.')[0]}"].append(gloss)
-    train.append(_balanced("part of speech", by_pos, ("noun", "verb"), per_class, rng, max_words))
+    by_pos = {name: _usable(texts, seen, max_words) for name, texts in by_pos.items()}
+    train.append(_balanced("part of speech", by_pos, ("noun", "verb"), per_class, rng))
     subjectivity = rotten_tomatoes_subjectivity(seed=0).train
     kinds: dict[str, list[str]] = {"rt.plot": [], "rt.review": []}
     for text, label in zip(subjectivity.texts, subjectivity.labels, strict=True):
-        if _cut(text, max_words) not in seen:
-            kinds[("rt.plot", "rt.review")[label]].append(text)
-    train.append(_balanced("review or plot", kinds, ("plot", "review"), per_class, rng, max_words))
+        kinds[("rt.plot", "rt.review")[label]].append(text)
+    kinds = {name: _usable(texts, seen, max_words) for name, texts in kinds.items()}
+    train.append(_balanced("review or plot", kinds, ("plot", "review"), per_class, rng))
     check_disjoint(train, test)
     return {"train": train, "test": test}
 
