@@ -51,7 +51,9 @@ __all__ = [
     "Budget",
     "Rows",
     "Splits",
+    "accuracy_table",
     "budgets",
+    "crossover",
     "data_fingerprint",
     "decide",
     "estimate",
@@ -374,6 +376,71 @@ def pareto_front(points: pd.DataFrame, cost: str, accuracy: str = "accuracy") ->
     return pd.Series(~better.any(axis=1) & ~np.isnan(c), index=points.index, name="pareto")
 
 
+def accuracy_table(
+    summary: pd.DataFrame,
+    budgets: Sequence[int],
+    not_run: Mapping[tuple[str, int], str] | None = None,
+    methods: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Methods × label budgets: each cell ``"mean [low, high] ×draws"`` from :func:`summarize`'s
+    ``summary``, the reason from ``not_run[(method, labels)]`` where the method was not run at that
+    budget, and ``""`` where neither is given (a zero-shot method at a budget above 0, say).
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"method": ["a"] * 2, "labels_used": [8, 8], "accuracy": [0.6, 0.7],
+    ...                       "low": 0.0, "high": 1.0, "fit_seconds": 1.0, "predict_ms_per_text": 1.0,
+    ...                       "trainable_parameters": 0, "bytes_per_task": 0})
+    >>> accuracy_table(summarize(frame), [8, 16], {("a", 16): "too slow"}).loc["a"].tolist()
+    ['0.650 [0.015, 1.285] ×2', 'too slow']
+    """
+    import pandas as pd
+
+    not_run = dict(not_run or {})
+    methods = list(methods) if methods is not None else list(summary.index.unique("method"))
+    cells = {}
+    for method in methods:
+        row = {}
+        for n in budgets:
+            if (method, n) in summary.index:
+                point = summary.loc[(method, n)]
+                row[n] = (
+                    f"{point['accuracy']:.3f} [{point['low']:.3f}, {point['high']:.3f}] ×{point['draws']:.0f}"
+                )
+            else:
+                row[n] = not_run.get((method, n), "")
+        cells[method] = row
+    table = pd.DataFrame.from_dict(cells, orient="index")
+    table.columns.name = "labels"
+    return table
+
+
+def crossover(summary: pd.DataFrame, a: str, b: str) -> int | None:
+    """The smallest budget (``labels_used``) at which method ``a``'s 95% interval lies wholly above
+    method ``b``'s in :func:`summarize`'s ``summary``, among the budgets where both were measured (a
+    ``b`` measured only at 0 labels, zero-shot, is compared at every budget of ``a``); None if there
+    is none.
+
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"method": ["a", "a", "b", "b"], "labels_used": [8, 64, 8, 64],
+    ...                   "accuracy": [0.6, 0.8, 0.65, 0.7], "low": [0.5, 0.75, 0.6, 0.65],
+    ...                   "high": [0.7, 0.85, 0.7, 0.74]}).set_index(["method", "labels_used"])
+    >>> crossover(s, "a", "b"), crossover(s, "b", "a")
+    (64, None)
+    >>> zero_shot = pd.DataFrame({"method": ["z"], "labels_used": [0], "accuracy": [0.72], "low": [0.7],
+    ...                           "high": [0.74]}).set_index(["method", "labels_used"])
+    >>> crossover(pd.concat([s, zero_shot]), "a", "z")
+    64
+    """
+    theirs = summary.loc[b]
+    zero_shot = list(theirs.index) == [0]
+    for n in sorted(summary.loc[a].index):
+        if zero_shot or n in theirs.index:
+            rival = theirs.loc[0 if zero_shot else n]
+            if summary.loc[(a, n), "low"] > rival["high"]:
+                return int(n)
+    return None
+
+
 def decide(
     summary: pd.DataFrame,
     labels: Sequence[int],
@@ -425,9 +492,17 @@ def plot_learning_curves(frame: pd.DataFrame, ax=None, baseline: float | None = 
     return plot_interval_curves(curves, ax, baseline, xlabel="labelled training examples (log scale)")
 
 
-def plot_cost(frame: pd.DataFrame, cost: str = "fit_seconds", labels: int | None = None, ax=None):
-    """Accuracy (with its 95% interval) against a cost column (log scale), one point per method, at
-    ``labels`` labels used (default: the largest budget every method ran). Returns the axes."""
+def plot_cost(
+    frame: pd.DataFrame,
+    cost: str = "fit_seconds",
+    labels: int | None = None,
+    ax=None,
+    front: bool = False,
+):
+    """Accuracy (with its 95% interval) against a cost column (log scale), one point per method: what
+    it reaches with ``labels`` labels (default: the largest budget every method ran), at the largest
+    budget it was measured at up to that (a zero-shot method at 0). ``front`` rings the points on
+    the Pareto front (:func:`pareto_front`) and joins them with a line. Returns the axes."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -435,12 +510,17 @@ def plot_cost(frame: pd.DataFrame, cost: str = "fit_seconds", labels: int | None
     summary = summarize(frame).reset_index()
     if labels is None:
         labels = int(summary.groupby("method")["labels_used"].max().min())
-    at = summary[summary["labels_used"] == labels]
+    usable = summary[summary["labels_used"] <= labels]
+    at = usable.loc[usable.groupby("method", sort=False)["labels_used"].idxmax()]
     for i, row in enumerate(at.itertuples()):
         yerr = [[row.accuracy - row.low], [row.high - row.accuracy]]
         ax.errorbar(
             getattr(row, cost), row.accuracy, yerr=yerr, fmt="o", color=f"C{i}", capsize=3, label=row.method
         )
+    if front:
+        best = at[pareto_front(at, cost)].sort_values(cost)
+        ax.plot(best[cost], best["accuracy"], "k--", lw=0.8, zorder=0, label="Pareto front")
+        ax.scatter(best[cost], best["accuracy"], s=160, facecolors="none", edgecolors="k")
     ax.set_xscale("log")
     ax.set(xlabel=cost.replace("_", " ") + " (log scale)", ylabel=f"test accuracy at {labels} labels")
     ax.legend()

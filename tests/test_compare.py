@@ -123,6 +123,12 @@ def test_grid_summary_and_plots(small, cache):
     assert compare.plot_learning_curves(frame, baseline=0.6).get_xscale() == "log"
     ax = compare.plot_cost(frame, cost="predict_ms_per_text")
     assert "at 64 labels" in ax.get_ylabel()
+    ringed = compare.plot_cost(frame, cost="fit_seconds", front=True)
+    assert "Pareto front" in [t.get_text() for t in ringed.get_legend().get_texts()]
+    table = compare.accuracy_table(summary, [0, 16, 64], {("majority", 0): "needs labels"})
+    assert table.loc["majority", 0] == "needs labels" and table.loc["probe", 0] == ""
+    assert table.loc["probe", 64].endswith("×2") and table.loc["probe", 64].startswith(f"{point.mean:.3f}")
+    assert compare.crossover(summary, "probe", "probe") is None  # never above itself
 
 
 def test_the_pareto_front_keeps_the_points_nothing_beats():

@@ -192,3 +192,22 @@ def test_pooled_rows_sample_each_class_of_each_split(data):
     assert not np.array_equal(pool, pooled_rows(data, splits, (3, 2, 1), seed=1))
     with pytest.raises(ValueError, match="one positive count per split"):
         pooled_rows(data, splits, (3, 2))
+
+
+def test_supersense_task_draws_disjoint_balanced_splits(data: wordnet.SupersenseData) -> None:
+    task = wordnet.supersense_task(per_class=(6, 3), seed=1, data=data)
+    assert task.label_names == tuple(SEED0_SPLITS["test"])  # chapter 6's meta-test classes
+    assert Counter(task.train.labels) == {y: 6 for y in range(10)}
+    assert Counter(task.test.labels) == {y: 3 for y in range(10)}
+    assert not set(task.train.texts) & set(task.test.texts)
+    for text, y in zip(task.test.texts, task.test.labels, strict=True):
+        assert data.labels[data.glosses.index(text)] == task.label_names[y]
+    again = wordnet.supersense_task(per_class=(6, 3), seed=1, data=data)
+    assert again == task and wordnet.supersense_task(per_class=(6, 3), seed=2, data=data) != task
+
+
+def test_supersense_task_rejects_impossible_sizes(data: wordnet.SupersenseData) -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        wordnet.supersense_task(per_class=(0, 3), data=data)
+    with pytest.raises(ValueError, match="noun.motive has 42 synsets"):
+        wordnet.supersense_task(["noun.motive"], per_class=(40, 3), data=data)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         class_splits,
         find_wordnet_dir,
         pooled_rows,
+        supersense_task,
         wordnet_supersenses,
     )
 
@@ -69,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     "class_splits": "wordnet",
     "find_wordnet_dir": "wordnet",
     "pooled_rows": "wordnet",
+    "supersense_task": "wordnet",
     "wordnet_supersenses": "wordnet",
 }
 
@@ -96,6 +98,7 @@ __all__ = [
     "rotten_tomatoes_subjectivity",
     "sample_episode",
     "sine_evaluation_set",
+    "supersense_task",
     "wordnet_supersenses",
 ]
 

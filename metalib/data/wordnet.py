@@ -29,10 +29,13 @@ import numpy as np
 
 __all__ = [
     "LEXNAMES",
+    "GlossRows",
+    "GlossTask",
     "SupersenseData",
     "class_splits",
     "find_wordnet_dir",
     "pooled_rows",
+    "supersense_task",
     "wordnet_supersenses",
 ]
 
@@ -314,3 +317,65 @@ def class_splits(seed: int = 0, sizes: tuple[int, int, int] = (25, 10, 10)) -> d
             splits[name] += order[start : start + int(quota[g, s])]
             start += int(quota[g, s])
     return {name: sorted(names) for name, names in splits.items()}
+
+
+@dataclass(frozen=True)
+class GlossRows:
+    """One split of a gloss classification task: ``texts[i]`` has class ``labels[i]`` (an index
+    into the task's ``label_names``)."""
+
+    texts: list[str]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class GlossTask:
+    """A supersense classification task: training and test glosses (no gloss in both)."""
+
+    train: GlossRows
+    test: GlossRows
+    label_names: tuple[str, ...]
+
+
+def supersense_task(
+    classes: Sequence[str] | None = None,
+    per_class: tuple[int, int] = (100, 50),
+    seed: int = 0,
+    data: SupersenseData | None = None,
+) -> GlossTask:
+    """A many-class text task: the supersense of a WordNet gloss, among ``classes``.
+
+    For every class, ``per_class[0] + per_class[1]`` of its synsets are drawn without replacement
+    (one ``numpy.random.default_rng(seed)``): the first ``per_class[0]`` train, the rest test, so no
+    gloss is in both. The default classes are the meta-test supersenses of :func:`class_splits`
+    (seed 0), which chapter 6's meta-trained ProtoNet head never saw.
+
+    Args:
+        classes: supersense names (default: ``class_splits()["test"]``, 10 classes).
+        per_class: (training, test) glosses per class.
+        seed: the draw.
+        data: the parsed WordNet (default: :func:`wordnet_supersenses`).
+
+    >>> task = supersense_task(per_class=(4, 2))                              # doctest: +SKIP
+    >>> len(task.label_names), len(task.train), len(task.test)                # doctest: +SKIP
+    (10, 40, 20)
+    """
+    data = data if data is not None else wordnet_supersenses()
+    names = tuple(classes) if classes is not None else tuple(class_splits()["test"])
+    n_train, n_test = per_class
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"per_class={per_class} needs at least one training and one test gloss per class")
+    rng = np.random.default_rng(seed)
+    train, test = GlossRows([], []), GlossRows([], [])
+    for y, name in enumerate(names):
+        rows = data.indices([name])
+        if len(rows) < n_train + n_test:
+            raise ValueError(f"{name} has {len(rows)} synsets, fewer than per_class={per_class} asks")
+        picked = rng.choice(rows, size=n_train + n_test, replace=False)
+        for split, part in ((train, picked[:n_train]), (test, picked[n_train:])):
+            split.texts.extend(data.glosses[i] for i in part)
+            split.labels.extend([y] * len(part))
+    return GlossTask(train, test, names)
