@@ -64,6 +64,7 @@ __all__ = [
     "plot_draws",
     "plot_estimates",
     "plot_learning_curves",
+    "points_at",
     "run",
     "summarize",
 ]
@@ -441,6 +442,21 @@ def crossover(summary: pd.DataFrame, a: str, b: str) -> int | None:
     return None
 
 
+def points_at(summary: pd.DataFrame, labels: int) -> pd.DataFrame:
+    """What each method of :func:`summarize`'s ``summary`` reaches with ``labels`` labels: its line at
+    the largest budget it was measured at up to ``labels`` (a zero-shot method: 0), one row per
+    method (methods measured only above ``labels`` are left out), ``labels_used`` a column.
+
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"method": ["a", "a", "z"], "labels_used": [8, 64, 0], "accuracy": [0.6, 0.8, 0.7]})
+    >>> points_at(s.set_index(["method", "labels_used"]), 32)[["method", "labels_used"]].values.tolist()
+    [['a', 8], ['z', 0]]
+    """
+    flat = summary.reset_index()
+    usable = flat[flat["labels_used"] <= labels]
+    return usable.loc[usable.groupby("method", sort=False)["labels_used"].idxmax()]
+
+
 def decide(
     summary: pd.DataFrame,
     labels: Sequence[int],
@@ -462,10 +478,9 @@ def decide(
     """
     import pandas as pd
 
-    flat = summary.reset_index()
     rows = []
     for n in labels:
-        usable = flat[flat["labels_used"] <= n].sort_values("labels_used").groupby("method").tail(1)
+        usable = points_at(summary, n)
         for limit in max_costs:
             fits = usable[usable[cost] <= limit].sort_values("accuracy", ascending=False)
             row = {"labels": n, "max_cost": limit, "method": None, "separated": False}
@@ -507,11 +522,10 @@ def plot_cost(
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
-    summary = summarize(frame).reset_index()
+    summary = summarize(frame)
     if labels is None:
-        labels = int(summary.groupby("method")["labels_used"].max().min())
-    usable = summary[summary["labels_used"] <= labels]
-    at = usable.loc[usable.groupby("method", sort=False)["labels_used"].idxmax()]
+        labels = int(summary.reset_index().groupby("method")["labels_used"].max().min())
+    at = points_at(summary, labels)
     for i, row in enumerate(at.itertuples()):
         yerr = [[row.accuracy - row.low], [row.high - row.accuracy]]
         ax.errorbar(
