@@ -30,9 +30,11 @@ from metalib.data.sentiment import rotten_tomatoes, rotten_tomatoes_subjectivity
 from metalib.data.wordnet import SupersenseData, class_splits, wordnet_supersenses
 
 __all__ = [
+    "EpisodePrompts",
     "TextTask",
     "check_disjoint",
     "episode_prompt",
+    "episode_prompts",
     "meta_icl_tasks",
     "sample_episode",
     "supersense_tasks",
