@@ -73,8 +73,8 @@ def episode_correct(
     """Whether ``model`` answers each episode right: shape ``(len(episodes),)``, bool.
 
     Every prompt is scored against the answer words of its own task (``episodes.tasks[i]`` indexes
-    ``tasks``), one :func:`score_labels` call per task; the prediction is the most likely answer,
-    uncalibrated. Puts ``model`` in eval mode.
+    ``tasks``), one :func:`~metalib.methods.prompting.score_labels` call per task; the prediction is
+    the most likely answer, uncalibrated. Puts ``model`` in eval mode.
     """
     model.eval()
     correct = np.zeros(len(episodes), dtype=bool)
