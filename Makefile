@@ -26,7 +26,7 @@ lint unit notebooks book-check cold-warm bench: setup
 
 lint:
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check metalib tests tools benchmarks
+	$(VENV)/bin/ruff format --check metalib tests tools benchmarks notebooks
 
 unit:  ## unit tests of metalib and the examples in its docstrings, with coverage
 	$(PY) -m pytest tests metalib --doctest-modules --cov=metalib --cov-report=term --cov-fail-under=95 -p no:cacheprovider

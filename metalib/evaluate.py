@@ -131,3 +131,37 @@ def majority_baseline(train_labels: Sequence[object], test_labels: Sequence[obje
         counts[label] = counts.get(label, 0) + 1
     majority = max(counts, key=counts.__getitem__)
     return accuracy_estimate([label == majority for label in test])
+
+
+def confident_mistakes(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    probabilities: Sequence[Sequence[float]],
+    n: int = 8,
+    class_names: Sequence[str] | None = None,
+) -> list[dict[str, object]]:
+    """The ``n`` wrong predictions made with the highest probability, surest first: where to start
+    an error analysis (label noise, sarcasm, a verdict on part of the film …).
+
+    ``probabilities`` is (N, C); each row of the result holds ``text``, ``label``, ``predicted``
+    (class names if ``class_names`` is given) and ``probability`` (of the predicted class).
+
+    Example:
+        >>> rows = confident_mistakes(["a", "b", "c"], [0, 1, 1], [[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+        >>> [(r["text"], r["probability"]) for r in rows]
+        [('b', 0.6)]
+
+    Raises:
+        ValueError: the three inputs have different lengths.
+    """
+    if not len(texts) == len(labels) == len(probabilities):
+        raise ValueError(f"{len(texts)} texts, {len(labels)} labels, {len(probabilities)} rows")
+    name = (lambda k: class_names[k]) if class_names is not None else (lambda k: k)
+    wrong = []
+    for text, label, row in zip(texts, labels, probabilities, strict=True):
+        row = [float(p) for p in row]
+        predicted = max(range(len(row)), key=row.__getitem__)
+        if predicted != int(label):
+            wrong.append({"text": text, "label": name(int(label)), "predicted": name(predicted),
+                          "probability": row[predicted]})  # fmt: skip
+    return sorted(wrong, key=lambda r: -r["probability"])[:n]

@@ -64,3 +64,16 @@ def test_estimate_comparisons_read_the_intervals():
     assert Estimate(0.02, 0.01, 0.03, 9).sign() == 1 and Estimate(-0.02, -0.03, -0.01, 9).sign() == -1
     assert Estimate(0.02, 0.0, 0.04, 9).sign() == 0, "an interval that reaches zero shows no difference"
     assert high.plus_minus() == "0.800 ± 0.050"
+
+
+def test_confident_mistakes_are_the_wrong_predictions_surest_first():
+    from metalib.evaluate import confident_mistakes
+
+    texts = ["right", "wrong, unsure", "wrong, sure", "wrong, surest"]
+    probabilities = [[0.9, 0.1], [0.45, 0.55], [0.2, 0.8], [0.05, 0.95]]
+    rows = confident_mistakes(texts, [0, 0, 0, 0], probabilities, n=2, class_names=["neg", "pos"])
+    assert [r["text"] for r in rows] == ["wrong, surest", "wrong, sure"]
+    assert rows[0] == {"text": "wrong, surest", "label": "neg", "predicted": "pos", "probability": 0.95}
+    assert confident_mistakes(texts[:1], [0], probabilities[:1]) == []
+    with pytest.raises(ValueError, match="texts"):
+        confident_mistakes(texts, [0], probabilities)
